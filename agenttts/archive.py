@@ -1,0 +1,127 @@
+"""The archive: every trial of a search, as it lives in the checkpointed graph state.
+
+Trials are stored in state as plain JSON dicts (``Trial.model_dump(mode="json")``) so Studio shows
+them and checkpoints need no custom serde; `Trial.model_validate` reads them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agenttts.environment.executor import StageReport, TrialResult
+from agenttts.environment.task import Config, Task
+
+Status = Literal["ok", "failed", "rejected"]
+Phase = Literal["init", "search", "test"]
+
+
+class Trial(BaseModel):
+    trial_id: int
+    iteration: int
+    phase: Phase = "search"
+    proposer: str
+    config: Config
+    status: Status
+    split: str = "train"
+    metrics: dict[str, float] = Field(default_factory=dict)
+    score: float | None = None
+    nominal_cost: float = 0.0
+    measured_cost: float | None = None
+    stages: dict[str, StageReport] = Field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    wall_time_s: float = 0.0
+    error: str | None = None
+    source: str | None = None
+    rationale: str | None = None
+
+    @classmethod
+    def from_result(
+        cls,
+        result: TrialResult,
+        task: Task,
+        *,
+        trial_id: int,
+        iteration: int,
+        proposer: str,
+        phase: Phase = "search",
+        rationale: str | None = None,
+    ) -> Trial:
+        score = result.metrics.get(task.main_metric) if result.ok else None
+        return cls(
+            trial_id=trial_id,
+            iteration=iteration,
+            phase=phase,
+            proposer=proposer,
+            config=result.config,
+            status="ok" if result.ok else "failed",
+            split=result.split,
+            metrics=result.metrics,
+            score=score,
+            nominal_cost=result.nominal_cost,
+            measured_cost=result.measured_cost,
+            stages=result.stages,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            calls=result.calls,
+            wall_time_s=result.wall_time_s,
+            error=result.error,
+            source=result.source,
+            rationale=rationale,
+        )
+
+    @classmethod
+    def rejected(
+        cls, config: Config, reason: str, *, trial_id: int, iteration: int, proposer: str
+    ) -> Trial:
+        """A proposal that was screened out; kept so the agent sees why next time."""
+        return cls(
+            trial_id=trial_id,
+            iteration=iteration,
+            proposer=proposer,
+            config=config,
+            status="rejected",
+            error=reason,
+        )
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def load_trials(raw: Iterable[dict[str, Any] | Trial]) -> list[Trial]:
+    return [t if isinstance(t, Trial) else Trial.model_validate(t) for t in raw]
+
+
+def scored(trials: Sequence[Trial]) -> list[Trial]:
+    """Executed training trials with a score (init and search phases)."""
+    return [t for t in trials if t.status == "ok" and t.score is not None and t.phase != "test"]
+
+
+def best_trial(trials: Sequence[Trial]) -> Trial | None:
+    """Highest score; ties go to the cheaper configuration, then the earlier trial."""
+    pool = scored(trials)
+    if not pool:
+        return None
+    return max(pool, key=lambda t: (t.score, -t.nominal_cost, -t.trial_id))
+
+
+def best_so_far(trials: Sequence[Trial]) -> list[float | None]:
+    """The best score after each executed trial (rejected proposals are not trials)."""
+    out: list[float | None] = []
+    best: float | None = None
+    for t in trials:
+        if t.status == "rejected" or t.phase == "test":
+            continue
+        if t.score is not None and (best is None or t.score > best):
+            best = t.score
+        out.append(best)
+    return out
+
+
+def archived_keys(trials: Sequence[Trial]) -> set[str]:
+    """Configurations already executed (ok or failed): a duplicate of these is not re-run."""
+    return {t.config.key() for t in trials if t.status != "rejected" and t.phase != "test"}

@@ -1,0 +1,1 @@
+"""The task definition, the budget unit and the executors behind one interface."""

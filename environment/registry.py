@@ -1,0 +1,35 @@
+"""Executor kinds by name, imported lazily so a replay run never imports the live stack."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from agenttts.environment.executor import Executor
+from agenttts.environment.task import Task
+
+EXECUTORS: dict[str, str] = {
+    "grid": "agenttts.environment.replay_grid:GridReplayExecutor",
+    "samples": "agenttts.environment.replay_samples:SamplesReplayExecutor",
+    "live": "agenttts.environment.live.executor:LiveExecutor",
+    "simulated": "agenttts.environment.simulated:SimulatedExecutor",
+}
+
+
+class UnknownExecutor(ValueError):
+    pass
+
+
+def executor_class(kind: str) -> type[Executor]:
+    try:
+        target = EXECUTORS[kind]
+    except KeyError:
+        raise UnknownExecutor(
+            f"unknown environment kind {kind!r} (known: {', '.join(EXECUTORS)})"
+        ) from None
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
+
+
+def make_executor(task: Task, **overrides: Any) -> Executor:
+    return executor_class(task.environment.kind)(task, **overrides)

@@ -1,0 +1,1 @@
+"""Part of agenttts (installed as agenttts.nodes)."""
