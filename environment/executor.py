@@ -10,11 +10,32 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agenttts.environment.task import Config, Problem, Split, Task
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def parse_settings(model: type[S], settings: dict[str, Any]) -> tuple[S | None, list[Problem]]:
+    """Validate an executor's `environment.settings` into its model, reporting field by field.
+
+    Executors declare their settings as a model (extra="forbid" catches typos) and share this so
+    every settings error reads the same way in `task validate`.
+    """
+    try:
+        return model.model_validate(settings), []
+    except ValidationError as e:
+        problems = [
+            Problem(
+                field=".".join(["environment.settings", *map(str, err["loc"])]),
+                message=err["msg"],
+            )
+            for err in e.errors()
+        ]
+        return None, problems
 
 
 class StageReport(BaseModel):
@@ -40,7 +61,7 @@ class TrialResult(BaseModel):
     calls: int = 0
     wall_time_s: float = 0.0
     error: str | None = None
-    source: str | None = Field(default=None, description="what answered: a grid row, the cache, ...")
+    source: str | None = Field(default=None, description="what answered: a grid row, the cache")
     details: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -74,7 +95,7 @@ class Executor(ABC):
             result = TrialResult(
                 config=config,
                 split=split,
-                nominal_cost=self.task.cost(config) if not self.task.config_problems(config) else 0.0,
+                nominal_cost=0.0 if self.task.config_problems(config) else self.task.cost(config),
                 error=f"{type(e).__name__}: {e}",
             )
         if not result.wall_time_s:
@@ -85,7 +106,9 @@ class Executor(ABC):
     async def _run_one(self, config: Config, split: Split) -> TrialResult: ...
 
     def nominal_report(self, config: Config) -> dict[str, StageReport]:
-        return {name: StageReport(nominal_cost=c) for name, c in self.task.stage_costs(config).items()}
+        costs = self.task.stage_costs(config)
+        return {name: StageReport(nominal_cost=c) for name, c in costs.items()}
 
     async def aclose(self) -> None:
-        """Release servers, connections or files."""
+        """Release servers, connections or files (replay executors hold none)."""
+        return None
