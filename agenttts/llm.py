@@ -1,0 +1,379 @@
+"""The agent's wire: any OpenAI-compatible chat endpoint through langchain-openai.
+
+Every LLM proposer (AgentTTS, AgentHPO, MLCopilot) talks through `AgentClient`, so they share one
+behaviour for the things that go wrong with real servers and weak models:
+
+- structured output is asked for with `response_format` json_schema; when a server ignores or
+  rejects it, or a small model wraps its JSON in prose, the JSON is dug out of the text;
+- an unusable answer (no JSON, truncated JSON, a schema or task violation) is asked again at most
+  `max_parse_retries` times with the reason fed back, then reported as errors, never raised;
+- a server that cannot be reached (connection, timeout, authentication, unknown model) raises
+  `AgentUnreachable`, which the graph turns into a resumable stop;
+- usage (calls, prompt and completion tokens) is counted from what the server reports.
+
+The key is read from the environment variable the endpoint names, at call time, and is never part of
+an error message, a log line or a return value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import openai
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ValidationError
+
+from agenttts.proposers.base import AgentEndpoint, AgentUsage
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Environment variable that points "embedded" at an already running embedded server.
+EMBEDDED_URL_ENV = "AGENTTTS_EMBEDDED_URL"
+
+#: How much of a rejected answer is echoed back when re-asking (small models have small contexts).
+_ECHO_CHARS = 600
+
+
+class AgentError(RuntimeError):
+    """The agent could not be used at all (as opposed to one unusable answer)."""
+
+
+class AgentUnreachable(AgentError):
+    """The endpoint did not answer: stop the run so it can be resumed once the server is back."""
+
+
+Message = BaseMessage | tuple[str, str]
+
+
+def resolve_base_url(base_url: str) -> str:
+    """`embedded` -> the URL of agenttts' own server; anything else is used as given."""
+    if base_url != "embedded":
+        return base_url.rstrip("/")
+    url = os.environ.get(EMBEDDED_URL_ENV)
+    if url:
+        return url.rstrip("/")
+    try:
+        from agenttts.environment.embedded import embedded_url  # type: ignore[import-not-found]
+    except ImportError:
+        embedded_url = None
+    if embedded_url is not None:
+        url = embedded_url()
+        if url:
+            return str(url).rstrip("/")
+    raise AgentUnreachable(
+        "the agent endpoint is 'embedded' but no embedded server is running: start one with "
+        f"`agenttts serve`, set {EMBEDDED_URL_ENV}, or give the agent an explicit base URL"
+    )
+
+
+def _api_key(endpoint: AgentEndpoint) -> str:
+    """Local servers accept any non-empty key; a real one comes from the named variable."""
+    if endpoint.api_key_env:
+        return os.environ.get(endpoint.api_key_env) or "EMPTY"
+    return "EMPTY"
+
+
+def make_chat(endpoint: AgentEndpoint, *, seed: int | None = None) -> Any:
+    """A `ChatOpenAI` for the endpoint (imported late: only LLM proposers pay for langchain)."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=endpoint.model,
+        base_url=resolve_base_url(endpoint.base_url),
+        api_key=_api_key(endpoint),
+        temperature=endpoint.temperature,
+        max_tokens=endpoint.max_tokens,
+        timeout=endpoint.timeout_s,
+        max_retries=1,
+        seed=seed,
+    )
+
+
+def _messages(messages: Sequence[Message]) -> list[BaseMessage]:
+    out: list[BaseMessage] = []
+    for m in messages:
+        if isinstance(m, BaseMessage):
+            out.append(m)
+            continue
+        role, text = m
+        out.append(SystemMessage(text) if role == "system" else HumanMessage(text))
+    return out
+
+
+def _usage_of(message: AIMessage | None) -> AgentUsage:
+    if message is None:
+        return AgentUsage(calls=1)
+    meta = message.usage_metadata or {}
+    prompt = meta.get("input_tokens")
+    completion = meta.get("output_tokens")
+    if prompt is None:  # servers that fill only response_metadata
+        tu = (message.response_metadata or {}).get("token_usage") or {}
+        prompt, completion = tu.get("prompt_tokens", 0), tu.get("completion_tokens", 0)
+    return AgentUsage(
+        calls=1, prompt_tokens=int(prompt or 0), completion_tokens=int(completion or 0)
+    )
+
+
+def _text_of(message: AIMessage | None) -> str:
+    if message is None:
+        return ""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON value in `text`: bare, fenced in ``` or embedded in prose.
+
+    Raises ValueError naming what was wrong (nothing found, or where a truncated value stops).
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("the answer was empty")
+    candidates = [text, *(m.group(1).strip() for m in _FENCE.finditer(text))]
+    for c in candidates:
+        try:
+            return json.loads(c)
+        except json.JSONDecodeError:
+            pass
+    decoder = json.JSONDecoder()
+    last_error: json.JSONDecodeError | None = None
+    for i, ch in enumerate(text):
+        if ch not in "{[":
+            continue
+        try:
+            value, _ = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            last_error = last_error or e
+            continue
+        if isinstance(value, dict | list) and value:
+            return value
+    if last_error is not None:
+        raise ValueError(f"the JSON in the answer is malformed or cut off ({last_error.msg})")
+    raise ValueError("the answer contains no JSON object")
+
+
+def _validate(schema: type[M], value: Any) -> M:
+    """Validate, accepting a bare list where the schema has exactly one list field (weak models
+    often answer `[...]` for `{"configs": [...]}`)."""
+    if isinstance(value, list):
+        list_fields = [
+            n
+            for n, f in schema.model_fields.items()
+            if getattr(f.annotation, "__origin__", None) is list
+        ]
+        if len(list_fields) == 1:
+            value = {list_fields[0]: value}
+    return schema.model_validate(value)
+
+
+def response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    """The `response_format.json_schema` body for a pydantic schema (not strict: vLLM enforces
+    the schema by guided decoding anyway, and OpenAI's strict mode forbids open mappings)."""
+    return {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False}
+
+
+def _schema_problem(e: ValidationError) -> str:
+    return f"the answer does not match the required JSON schema: {_short_validation(e)}"
+
+
+def _short_validation(e: ValidationError) -> str:
+    parts = [f"{'.'.join(map(str, x['loc'])) or '<root>'}: {x['msg']}" for x in e.errors()[:5]]
+    more = f" (+{e.error_count() - 5} more)" if e.error_count() > 5 else ""
+    return "; ".join(parts) + more
+
+
+@dataclass
+class Answer(Generic[M]):
+    """A structured answer: the value when one was usable, and everything spent and seen."""
+
+    value: M | None
+    usage: AgentUsage = field(default_factory=AgentUsage)
+    errors: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+def _unreachable(url: str, e: Exception) -> AgentUnreachable:
+    kind = {
+        openai.APITimeoutError: "timed out",
+        openai.APIConnectionError: "could not be reached",
+        openai.AuthenticationError: "refused the key (authentication failed)",
+        openai.PermissionDeniedError: "refused the request (permission denied)",
+        openai.NotFoundError: "does not serve this model or path",
+    }
+    what = next((v for k, v in kind.items() if isinstance(e, k)), "failed")
+    return AgentUnreachable(f"agent endpoint {url} {what}: {type(e).__name__}")
+
+
+_FATAL = (
+    openai.APIConnectionError,  # includes APITimeoutError
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+)
+
+
+class AgentClient:
+    """One agent endpoint; `chat` may be injected (a fake) for unit tests of free-text paths."""
+
+    def __init__(self, endpoint: AgentEndpoint, *, chat: Any | None = None):
+        self.endpoint = endpoint
+        self._chat = chat
+
+    @property
+    def url(self) -> str:
+        return resolve_base_url(self.endpoint.base_url)
+
+    def chat(self, seed: int | None = None) -> Any:
+        if self._chat is None:
+            self._chat = make_chat(self.endpoint)
+        if seed is not None and hasattr(self._chat, "seed"):
+            return self._chat.model_copy(update={"seed": seed})
+        return self._chat
+
+    # --- free text ---------------------------------------------------------------------------
+    def complete(
+        self, messages: Sequence[Message], *, seed: int | None = None
+    ) -> tuple[str, AgentUsage]:
+        """Free text. AgentUnreachable when the server is gone, AgentError when it refuses."""
+        try:
+            msg = self.chat(seed).invoke(_messages(messages))
+        except _FATAL as e:
+            raise _unreachable(self._safe_url(), e) from None
+        except openai.APIStatusError as e:
+            raise AgentError(
+                f"agent endpoint {self._safe_url()} answered HTTP {e.status_code}: {_brief(e)}"
+            ) from None
+        return _text_of(msg), _usage_of(msg)
+
+    # --- structured --------------------------------------------------------------------------
+    def structured(
+        self,
+        messages: Sequence[Message],
+        schema: type[M],
+        *,
+        check: Callable[[M], list[str]] | None = None,
+        seed: int | None = None,
+    ) -> Answer[M]:
+        """A `schema` instance, re-asked up to `max_parse_retries` times when unusable.
+
+        `check` returns problems that make an otherwise valid answer unusable (an unknown stage,
+        say); they are fed back like parse errors. Never raises for a bad answer; raises
+        AgentUnreachable when the server cannot be reached.
+        """
+        base = _messages(messages)
+        answer: Answer[M] = Answer(value=None)
+        use_schema = True
+        convo = list(base)
+        for attempt in range(1 + self.endpoint.max_parse_retries):
+            call_seed = None if seed is None else seed + attempt
+            text, msg, problem = "", None, None
+            try:
+                if use_schema:
+                    # A JSON-schema dict, not the class: the client's own pydantic parse would
+                    # raise on a bad answer and lose its text and usage, which we report.
+                    runnable = self.chat(call_seed).with_structured_output(
+                        response_format(schema), method="json_schema", include_raw=True
+                    )
+                    out = runnable.invoke(convo)
+                    msg = out.get("raw")
+                    text = _text_of(msg)
+                    value = None
+                    if isinstance(out.get("parsed"), dict | list):
+                        try:
+                            value = _validate(schema, out["parsed"])
+                        except ValidationError as e:
+                            problem = _schema_problem(e)
+                else:
+                    msg = self.chat(call_seed).invoke(convo)
+                    text, value = _text_of(msg), None
+                answer.usage = answer.usage + _usage_of(msg)
+            except _FATAL as e:
+                raise _unreachable(self._safe_url(), e) from None
+            except openai.LengthFinishReasonError as e:
+                u = e.completion.usage
+                answer.usage = answer.usage + AgentUsage(
+                    calls=1,
+                    prompt_tokens=u.prompt_tokens if u else 0,
+                    completion_tokens=u.completion_tokens if u else 0,
+                )
+                text = (
+                    (e.completion.choices[0].message.content or "") if e.completion.choices else ""
+                )
+                value = None
+                problem = (
+                    f"the answer was cut off at the token limit ({self.endpoint.max_tokens}); "
+                    "answer more briefly"
+                )
+            except openai.APIStatusError as e:
+                answer.usage = answer.usage + AgentUsage(calls=1)
+                if use_schema and e.status_code in (400, 422, 500, 501):
+                    # A server that rejects json_schema: ask for JSON in prose instead.
+                    answer.errors.append(
+                        f"structured output refused (HTTP {e.status_code}: {_brief(e)}); "
+                        "asking in plain text"
+                    )
+                    use_schema = False
+                    continue
+                answer.errors.append(f"agent call failed (HTTP {e.status_code}: {_brief(e)})")
+                break
+            except (ValueError, TypeError) as e:  # the parse endpoint's own validation
+                answer.usage = answer.usage + AgentUsage(calls=1)
+                value, problem = None, f"unusable answer: {str(e)[:200]}"
+            answer.raw.append(text)
+            if value is None and problem is None:
+                try:  # no usable parse: dig the JSON out of prose or a code fence
+                    value = _validate(schema, extract_json(text))
+                except ValidationError as e:
+                    problem = _schema_problem(e)
+                except ValueError as e:
+                    problem = str(e)
+            if value is not None and check is not None:
+                issues = check(value)
+                if issues:
+                    problem = "the answer breaks the task's rules: " + "; ".join(issues)
+                    value = None
+            if value is not None:
+                answer.value = value
+                return answer
+            answer.errors.append(f"attempt {attempt + 1}: {problem}")
+            convo = [
+                *base,
+                AIMessage(text[:_ECHO_CHARS] + ("…" if len(text) > _ECHO_CHARS else "")),
+                HumanMessage(
+                    f"That answer could not be used: {problem}. Answer again with only one JSON "
+                    f"object that matches this schema: {json.dumps(schema.model_json_schema())}"
+                ),
+            ]
+        answer.usage = answer.usage + AgentUsage(failures=1)
+        return answer
+
+    def _safe_url(self) -> str:
+        try:
+            return self.url
+        except AgentUnreachable:
+            return self.endpoint.base_url
+
+
+def _brief(e: openai.APIStatusError) -> str:
+    """The server's message, short, and never the request (which carries the key in headers)."""
+    body = e.body
+    if isinstance(body, dict):
+        inner = body.get("error")
+        msg = inner.get("message") if isinstance(inner, dict) else body.get("message")
+        if msg:
+            return str(msg)[:200]
+    return str(e.message)[:200]
