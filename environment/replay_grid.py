@@ -127,9 +127,7 @@ def _read_cached(path: str, table_name: str | None, _mtime_ns: int, _size: int) 
 def read_table(path: Path, table_name: str | None = None) -> RawTable:
     """Read once per file version (keyed by mtime and size, so an edited table is re-read)."""
     if not path.is_file():
-        raise GridError(
-            [Problem(field=TABLE_FIELD, message=f"missing table file {path}")]
-        )
+        raise GridError([Problem(field=TABLE_FIELD, message=f"missing table file {path}")])
     st = path.stat()
     return _read_cached(str(path.resolve()), table_name, st.st_mtime_ns, st.st_size)
 
