@@ -377,6 +377,13 @@ def load_task(path: str | Path, *, check_environment: bool = True) -> Task:
             problems = executor_class(task.environment.kind).check_task(task)
         except UnknownExecutor as e:
             problems = [Problem(field="environment.kind", message=str(e))]
+        except ImportError as e:  # a known kind whose module or dependencies are not installed
+            problems = [
+                Problem(
+                    field="environment.kind",
+                    message=f"executor {task.environment.kind!r} cannot be loaded: {e}",
+                )
+            ]
         if problems:
             raise TaskError(str(p), problems)
     return task
