@@ -1,0 +1,98 @@
+"""`agenttts evaluate FILE --config JSON --split test`: run one configuration through the task's
+executor (grid, samples, live, ...) and print its metrics and cost."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from agenttts.cli.common import fmt_units, format_table, parse_config_arg
+from agenttts.cli.main import UserError
+from agenttts.environment.executor import TrialResult
+from agenttts.environment.registry import make_executor
+from agenttts.environment.task import Config, Split, Task, load_task
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="run one configuration on a split and print its metrics and cost",
+        description="Runs one configuration through whatever executor the task names. Exit "
+        "status 0 when the trial succeeded, 1 when it ran and failed (the error is printed), "
+        "2 for a bad task or configuration (nothing runs).",
+    )
+    parser.add_argument("file", metavar="FILE", help="task file or bundled task name")
+    parser.add_argument(
+        "--config",
+        metavar="JSON",
+        required=True,
+        help='{"stage": {"model": NAME, "samples": S}, ...} or @file.json',
+    )
+    parser.add_argument("--split", choices=["train", "test"], default="test")
+    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    parser.set_defaults(func=cmd_evaluate)
+
+
+async def evaluate(task: Task, config: Config, split: Split) -> TrialResult:
+    executor = make_executor(task)
+    try:
+        (result,) = await executor.run([config], split)
+    finally:
+        await executor.aclose()
+    return result
+
+
+def render(task: Task, result: TrialResult) -> str:
+    lines = [f"{task.name} [{result.split}] {result.config.short()}"]
+    if result.metrics:
+        lines.append(
+            "metrics: "
+            + ", ".join(
+                f"{k}={v:.4f}" + (" (main)" if k == task.main_metric else "")
+                for k, v in result.metrics.items()
+            )
+        )
+    rows = [
+        [
+            name,
+            fmt_units(r.nominal_cost),
+            fmt_units(r.measured_cost),
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.calls,
+            r.cached_samples,
+        ]
+        for name, r in result.stages.items()
+    ]
+    rows.append(
+        [
+            "total",
+            fmt_units(result.nominal_cost),
+            fmt_units(result.measured_cost),
+            result.prompt_tokens,
+            result.completion_tokens,
+            result.calls,
+            "",
+        ]
+    )
+    lines.append(
+        format_table(
+            ["stage", "nominal", "measured", "prompt tok", "completion tok", "calls", "cached"],
+            rows,
+        )
+    )
+    lines.append(f"wall time: {result.wall_time_s:.3f} s")
+    lines.append(f"source: {result.source or '-'}")
+    lines.append(f"error: {result.error}" if result.error else "status: ok")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    task = load_task(args.file)  # includes the executor's own checks: nothing runs on a bad task
+    config = parse_config_arg(task, args.config)
+    problems = task.config_problems(config)
+    if problems:
+        raise UserError("invalid --config: " + "; ".join(problems))
+    result = asyncio.run(evaluate(task, config, args.split))
+    print(result.model_dump_json(indent=2) if args.json else render(task, result))
+    return 0 if result.ok else 1
