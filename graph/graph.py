@@ -1,0 +1,60 @@
+"""The AgentTTS search as one LangGraph graph: the whole loop at a glance.
+
+    init_by_preference -> generate_guidelines -> propose_trials -> execute_trials -> check_stop
+                               ^                                                        |
+                               +------------------- go on ------------------------------+
+                                                                                        | stop
+                                                                               final_evaluation
+
+`make_graph(checkpointer)` serves the CLI (with a SqliteSaver); the module-level `graph` has no
+checkpointer because `langgraph dev` refuses one that brings its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from agenttts.graph.context import Context
+from agenttts.graph.state import InputState, State
+from agenttts.nodes.check_stop import check_stop, route
+from agenttts.nodes.execute_trials import execute_trials
+from agenttts.nodes.final_evaluation import final_evaluation
+from agenttts.nodes.generate_guidelines import generate_guidelines
+from agenttts.nodes.init_by_preference import init_by_preference
+from agenttts.nodes.propose_trials import propose_trials
+
+NODES = (
+    "init_by_preference",
+    "generate_guidelines",
+    "propose_trials",
+    "execute_trials",
+    "check_stop",
+    "final_evaluation",
+)
+
+
+def make_graph(checkpointer: Any = None, *, interrupt_before: Sequence[str] = ()) -> Any:
+    builder = StateGraph(State, context_schema=Context, input_schema=InputState)
+    builder.add_node("init_by_preference", init_by_preference)
+    builder.add_node("generate_guidelines", generate_guidelines)
+    builder.add_node("propose_trials", propose_trials)
+    builder.add_node("execute_trials", execute_trials)
+    builder.add_node("check_stop", check_stop)
+    builder.add_node("final_evaluation", final_evaluation)
+
+    builder.add_edge(START, "init_by_preference")
+    builder.add_edge("init_by_preference", "generate_guidelines")
+    builder.add_edge("generate_guidelines", "propose_trials")
+    builder.add_edge("propose_trials", "execute_trials")
+    builder.add_edge("execute_trials", "check_stop")
+    builder.add_conditional_edges("check_stop", route)
+    builder.add_edge("final_evaluation", END)
+    return builder.compile(
+        checkpointer=checkpointer, interrupt_before=list(interrupt_before), name="agenttts"
+    )
+
+
+graph = make_graph()
