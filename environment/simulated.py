@@ -1,0 +1,379 @@
+"""Simulated multi-stage tasks: documented response surfaces with the paper's three insights.
+
+A simulated task costs no inference, so a benchmark can run every search method many times and
+compare each with the *exhaustive* optimum. Nothing here pretends to be a measurement: the surfaces
+come from the model below and a seed, and every bundled task is named ``sim-*``.
+
+The model (all quantities in [0, 1]; ``z`` is a model's log-parameter position within its stage,
+0 for the smallest choice and 1 for the largest)::
+
+    p(m)      = lerp(quality, z) + jitter        single-sample quality of model m at this stage
+    c(m)      = p + lerp(gain, z) * (1 - p)      ceiling that repeated sampling approaches
+    t(m)      = lerp(tau, z)                     samples to close ~63% of the gap to c
+
+    stage i with upstream quality u (u = 1 for the first stage):
+    f         = 1 - upstream * (1 - u)           a weak upstream caps what this stage can do
+    t'        = t * (1 + 2 * upstream * (1 - u)) and makes more samples necessary
+    q(m, S)   = f * (p + (c - p) * (1 - exp(-(S - 1) / t'))) - overuse * (S - 1) / (max_S - 1)
+
+The end metric's expected value is the last stage's q. The three insights follow by construction:
+(1) ``quality`` and ``gain`` differ per stage, so one stage wants its largest model and another a
+small one with many samples; (2) q rises with S, flattens, then falls (``overuse``), so each stage
+has a finite optimal S; (3) a better upstream raises the downstream ceiling (f) and lowers the
+downstream optimal S (t').
+
+Finite-split noise: a split of n items has fixed item thresholds d_1..d_n ~ U(0, 1) (drawn from the
+seed and the split); a configuration with expected quality q solves item j when d_j < q + e, where
+e ~ N(0, noise_sd) is this configuration's luck on this split. The score is the solved fraction k/n:
+consistent on re-evaluation, quantised to 1/n, correlated across configurations (the same items are
+hard for everyone), and different between train and test. The luck e comes from a counter-based hash
+of (seed, split, configuration), so one configuration and a vectorised sweep over millions of them
+score identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agenttts.environment.executor import Executor, TrialResult
+from agenttts.environment.task import Config, Problem, Split, Task
+
+#: Per-stage surface settings (``stages[].settings``) and their defaults.
+STAGE_DEFAULTS: dict[str, Any] = {
+    "quality": [0.4, 0.7],  # single-sample quality of the smallest / largest model
+    "gain": [0.5, 0.3],  # share of the remaining gap sampling can close, smallest / largest
+    "tau": [4.0, 2.0],  # samples to close ~63% of that gap, smallest / largest
+    "overuse": 0.03,  # quality lost from S=1 to S=max_samples by over-sampling
+    "upstream": 0.5,  # dependence on the previous stage's quality (ignored on the first stage)
+}
+#: Task-level settings (``environment.settings``) and their defaults; seed defaults to data.seed.
+TASK_DEFAULTS: dict[str, Any] = {"noise_sd": 0.003, "jitter": 0.02, "seed": None}
+
+_PAIRS = ("quality", "gain", "tau")
+_SPLIT_CODES = {"train": 0x7A11, "test": 0x7E57}
+_U64 = np.uint64
+_CHUNK = 1 << 20
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic is intended)."""
+    with np.errstate(over="ignore"):
+        x = x + _U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return x ^ (x >> _U64(31))
+
+
+def _normal_from_hash(h: np.ndarray) -> np.ndarray:
+    """Standard normal draws from hashes (Box-Muller on two derived uniforms)."""
+    u1 = ((_mix(h) >> _U64(11)).astype(np.float64) + 0.5) / 2.0**53
+    u2 = ((_mix(h ^ _U64(0xA5A5A5A5)) >> _U64(11)).astype(np.float64) + 0.5) / 2.0**53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@dataclass(frozen=True)
+class StageSurface:
+    """One stage's response surface: per-model arrays indexed like ``stage.models``."""
+
+    name: str
+    models: tuple[str, ...]
+    p1: np.ndarray
+    ceiling: np.ndarray
+    tau: np.ndarray
+    overuse: float
+    upstream: float
+    max_samples: int
+
+    def quality(self, model_idx: np.ndarray, samples: np.ndarray, upstream_q: np.ndarray | None):
+        """Expected quality of this stage's output (vectorised over configurations)."""
+        u = np.ones(np.shape(model_idx)) if upstream_q is None else upstream_q
+        weak = self.upstream * (1.0 - u)
+        p, c = self.p1[model_idx], self.ceiling[model_idx]
+        tau = self.tau[model_idx] * (1.0 + 2.0 * weak)
+        extra = samples - 1.0
+        rise = p + (c - p) * (1.0 - np.exp(-extra / tau))
+        drop = self.overuse * extra / max(1, self.max_samples - 1)
+        return np.clip((1.0 - weak) * rise - drop, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """The exhaustive optimum of one split, over every feasible configuration."""
+
+    score: float
+    config: Config
+    feasible: int
+    expected: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "config": self.config.model_dump(mode="json"),
+            "feasible": self.feasible,
+            "expected": self.expected,
+        }
+
+
+class SimulatedSurface:
+    """The whole task's surfaces plus its split thresholds; scores configurations in bulk."""
+
+    def __init__(self, task: Task, settings: dict[str, Any]):
+        self.task = task
+        opts = {**TASK_DEFAULTS, **{k: v for k, v in settings.items() if k in TASK_DEFAULTS}}
+        self.seed = int(task.data.seed if opts["seed"] is None else opts["seed"])
+        self.noise_sd = float(opts["noise_sd"])
+        jitter = float(opts["jitter"])
+        rng = np.random.default_rng([self.seed, 0x51A])
+        self.stages: list[StageSurface] = []
+        for stage in task.stages:
+            s = {**STAGE_DEFAULTS, **stage.settings}
+            logp = np.log([m.params or 1.0 for m in stage.models])
+            span = logp.max() - logp.min()
+            z = (logp - logp.min()) / span if span > 0 else np.ones_like(logp)
+
+            def lerp(pair: Sequence[float], z: np.ndarray = z) -> np.ndarray:
+                return pair[0] + (pair[1] - pair[0]) * z
+
+            p1 = np.clip(lerp(s["quality"]) + rng.uniform(-jitter, jitter, len(z)), 0.0, 1.0)
+            ceiling = p1 + lerp(s["gain"]) * (1.0 - p1)
+            self.stages.append(
+                StageSurface(
+                    name=stage.name,
+                    models=tuple(stage.model_names),
+                    p1=p1,
+                    ceiling=ceiling,
+                    tau=lerp(s["tau"]),
+                    overuse=float(s["overuse"]),
+                    upstream=float(s["upstream"]),
+                    max_samples=stage.max_samples,
+                )
+            )
+        self._thresholds = {
+            split: np.sort(
+                np.random.default_rng([self.seed, code]).uniform(0.0, 1.0, self.split_size(split))
+            )
+            for split, code in _SPLIT_CODES.items()
+        }
+
+    def split_size(self, split: Split) -> int:
+        return self.task.data.train_size if split == "train" else max(1, self.task.data.test_size)
+
+    # --- scoring --------------------------------------------------------------------------------
+    def _start_hash(self, split: Split, n: int) -> np.ndarray:
+        h = np.full(n, ((self.seed * 0x1000193) ^ _SPLIT_CODES[split]) % 2**64, dtype=np.uint64)
+        return _mix(h)
+
+    @staticmethod
+    def _step_hash(h: np.ndarray, model_idx: np.ndarray, samples: np.ndarray) -> np.ndarray:
+        code = model_idx.astype(np.uint64) * _U64(1_000_003) + samples.astype(np.uint64)
+        return _mix(h ^ code)
+
+    def _observe(self, expected: np.ndarray, h: np.ndarray, split: Split) -> np.ndarray:
+        luck = self.noise_sd * _normal_from_hash(h)
+        d = self._thresholds[split]
+        return np.searchsorted(d, expected + luck, side="left") / len(d)
+
+    def expected(
+        self, model_idx: Sequence[np.ndarray], samples: Sequence[np.ndarray]
+    ) -> np.ndarray:
+        """Noise-free end quality; arrays per stage, one entry per configuration."""
+        q = None
+        for st, m, s in zip(self.stages, model_idx, samples, strict=True):
+            q = st.quality(m, s, q)
+        assert q is not None
+        return q
+
+    def score(
+        self, model_idx: Sequence[np.ndarray], samples: Sequence[np.ndarray], split: Split
+    ) -> np.ndarray:
+        """Observed score on a split (k/n), vectorised over configurations."""
+        h = self._start_hash(split, len(model_idx[0]))
+        for m, s in zip(model_idx, samples, strict=True):
+            h = self._step_hash(h, m, s)
+        return self._observe(self.expected(model_idx, samples), h, split)
+
+    def encode(self, configs: Sequence[Config]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        models, samples = [], []
+        for st in self.stages:
+            index = {name: i for i, name in enumerate(st.models)}
+            models.append(np.array([index[c[st.name].model] for c in configs], dtype=np.int64))
+            samples.append(np.array([c[st.name].samples for c in configs], dtype=np.float64))
+        return models, samples
+
+    def score_configs(self, configs: Sequence[Config], split: Split) -> np.ndarray:
+        if not configs:
+            return np.zeros(0)
+        return self.score(*self.encode(configs), split)
+
+    # --- exhaustive sweep ----------------------------------------------------------------------
+    def _options(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        out = []
+        for stage in self.task.stages:
+            opts = self.task.stage_options(stage)
+            index = {name: i for i, name in enumerate(stage.model_names)}
+            out.append(
+                (
+                    np.array([index[m] for m, _, _ in opts], dtype=np.int64),
+                    np.array([s for _, s, _ in opts], dtype=np.float64),
+                    np.array([c for *_, c in opts], dtype=np.float64),
+                )
+            )
+        return out
+
+    def _sweep(self, split: Split) -> Iterator[tuple[list[Any], list[Any], np.ndarray]]:
+        """Every feasible configuration in chunks: (model idx per stage, S per stage, scores)."""
+        options = self._options()
+        budget = self.task.budget + 1e-9
+        floors = [sum(float(o[2].min()) for o in options[i + 1 :]) for i in range(len(options))]
+        # Partial configurations over the first k stages, pruned by what the rest needs at least.
+        cost = np.zeros(1)
+        picks: list[np.ndarray] = []  # option index per stage, aligned with `cost`
+        for i, (_, _, c) in enumerate(options[:-1]):
+            total = cost[:, None] + c[None, :]
+            keep = total + floors[i] <= budget
+            rows, cols = np.nonzero(keep)
+            picks = [p[rows] for p in picks] + [cols]
+            cost = total[rows, cols]
+        last_c = options[-1][2]
+        step = max(1, _CHUNK // len(last_c))
+        for lo in range(0, len(cost), step):
+            part = slice(lo, lo + step)
+            rows, cols = np.nonzero(cost[part, None] + last_c[None, :] <= budget)
+            chosen = [p[part][rows] for p in picks] + [cols]
+            m = [options[k][0][idx] for k, idx in enumerate(chosen)]
+            s = [options[k][1][idx] for k, idx in enumerate(chosen)]
+            if len(cols):
+                yield m, s, self.score(m, s, split)
+
+    def optimum(self, split: Split = "train") -> Optimum:
+        """Best observed score over every feasible configuration (ties: the cheaper one)."""
+        best: tuple[float, float, Config, float] | None = None
+        count = 0
+        for m, s, scores in self._sweep(split):
+            count += len(scores)
+            top = scores.max()
+            if best is not None and top < best[0]:
+                continue
+            idx = np.flatnonzero(scores == top)
+            configs = [self._decode(m, s, i) for i in idx]
+            cheapest = min(configs, key=self.task.cost)
+            cand = (float(top), -self.task.cost(cheapest), cheapest)
+            if best is None or cand[:2] > best[:2]:
+                exp = float(self.expected(*self.encode([cheapest]))[0])
+                best = (*cand, exp)
+        assert best is not None, "no feasible configuration"
+        return Optimum(score=best[0], config=best[2], feasible=count, expected=best[3])
+
+    def _decode(self, m: list[np.ndarray], s: list[np.ndarray], i: int) -> Config:
+        return Config.of(
+            {st.name: (st.models[int(m[k][i])], int(s[k][i])) for k, st in enumerate(self.stages)}
+        )
+
+
+class SimulatedExecutor(Executor):
+    """Scores configurations on a simulated surface; no model is called."""
+
+    kind: ClassVar[str] = "simulated"
+
+    def __init__(self, task: Task, **overrides: Any):
+        super().__init__(task, **overrides)
+        self.surface = SimulatedSurface(task, self.settings)
+        self._optima: dict[str, Optimum] = {}
+
+    @classmethod
+    def check_task(cls, task: Task) -> list[Problem]:
+        problems: list[Problem] = []
+        for key in task.environment.settings:
+            if key not in TASK_DEFAULTS:
+                problems.append(
+                    Problem(
+                        field=f"environment.settings.{key}",
+                        message=f"unknown simulated setting (known: {', '.join(TASK_DEFAULTS)})",
+                    )
+                )
+        for key in ("noise_sd", "jitter"):
+            value = task.environment.settings.get(key, 0.0)
+            if not isinstance(value, int | float) or value < 0:
+                problems.append(
+                    Problem(field=f"environment.settings.{key}", message="must be a number >= 0")
+                )
+        extra = [m for m in task.metrics if m != task.main_metric]
+        if extra:
+            problems.append(
+                Problem(field="metrics", message=f"only the main metric is simulated: {extra}")
+            )
+        for stage in task.stages:
+            where = f"stages[{stage.name}].settings"
+            for m in stage.models:
+                if m.kind != "llm":
+                    problems.append(
+                        Problem(
+                            field=f"stages[{stage.name}].models[{m.name}]",
+                            message="simulated stages model LLM choices only",
+                        )
+                    )
+            for key, value in stage.settings.items():
+                if key not in STAGE_DEFAULTS:
+                    problems.append(
+                        Problem(
+                            field=f"{where}.{key}",
+                            message=f"unknown surface setting (known: {', '.join(STAGE_DEFAULTS)})",
+                        )
+                    )
+                elif key in _PAIRS:
+                    ok = (
+                        isinstance(value, list)
+                        and len(value) == 2
+                        and all(isinstance(v, int | float) for v in value)
+                    )
+                    low = 1.0 if key == "tau" else 0.0
+                    high = None if key == "tau" else 1.0
+                    if not ok or any(v < low or (high is not None and v > high) for v in value):
+                        bound = ">= 1" if key == "tau" else "in [0, 1]"
+                        problems.append(
+                            Problem(
+                                field=f"{where}.{key}",
+                                message=f"must be [smallest, largest], both {bound}",
+                            )
+                        )
+                elif not isinstance(value, int | float) or not 0 <= value <= 1:
+                    problems.append(Problem(field=f"{where}.{key}", message="must be in [0, 1]"))
+        return problems
+
+    async def _run_one(self, config: Config, split: Split) -> TrialResult:
+        return self.run_sync([config], split)[0]
+
+    async def run(self, configs: Sequence[Config], split: Split) -> list[TrialResult]:
+        return self.run_sync(configs, split)
+
+    def run_sync(self, configs: Sequence[Config], split: Split) -> list[TrialResult]:
+        """Score a batch at once; invalid configurations come back as failed results."""
+        valid = [c for c in configs if not self.task.config_problems(c)]
+        scores = dict(zip(valid, self.surface.score_configs(valid, split), strict=True))
+        out = []
+        for c in configs:
+            problems = self.task.config_problems(c)
+            if problems:
+                out.append(TrialResult(config=c, split=split, error="; ".join(problems)))
+                continue
+            out.append(
+                TrialResult(
+                    config=c,
+                    split=split,
+                    metrics={self.task.main_metric: float(scores[c])},
+                    nominal_cost=self.task.cost(c),
+                    stages=self.nominal_report(c),
+                    source="simulated",
+                )
+            )
+        return out
+
+    def optimum(self, split: Split = "train") -> Optimum:
+        """The exhaustive optimum of a split (computed once per executor)."""
+        if split not in self._optima:
+            self._optima[split] = self.surface.optimum(split)
+        return self._optima[split]
