@@ -22,7 +22,8 @@ def preference_configs(task: Task) -> list[tuple[Config, str]]:
     """The initial trials with why each was chosen; infeasible ones are left out.
 
     A stage's samples are capped by its budget share and by what the other stages leave of the
-    total, so every configuration returned fits the budget.
+    total, so every configuration returned fits the budget; a model too large for its share even
+    with one sample still gets that one sample when the total allows it.
     """
     shares = task.budget_shares()
     base = task.largest_single_sample_config()
@@ -32,6 +33,8 @@ def preference_configs(task: Task) -> list[tuple[Config, str]]:
         allowance = min(shares[stage.name] * task.budget, task.budget - others)
         for model in stage.model_names:
             samples = stage.max_samples_for(model, allowance)
+            if samples < 1 and stage.cost(model, 1) <= task.budget - others + 1e-9:
+                samples = 1  # over its share even alone, yet within the budget: try it once
             if samples < 1:
                 continue
             config = Config.of({**base.root, stage.name: (model, samples)})
