@@ -1,0 +1,221 @@
+"""The AgentTTS agent: an LLM that reads the archive and the insight prompts and proposes trials.
+
+Three calls, as in the paper: after the initial trials it states each stage's preferred model
+(structured, checked against the task and re-asked when it names an unknown stage or model); each
+iteration it writes search guidelines (free text, insights 2 and 3) and proposes a batch
+(structured: a list of configurations with a rationale). Proposals are not screened here: the
+graph's screen rejects unknown models, out-of-range samples and over-budget configurations and
+records why, so the agent sees it next time. Only entries that cannot form a configuration at all
+are dropped here, each with a recorded error. Bad answers never raise; an unreachable endpoint does
+(`AgentUnreachable`), so the graph stops resumably.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, model_validator
+
+from agenttts.environment.task import Config, StageConfig, Task
+from agenttts.llm import AgentClient, AgentError, AgentUnreachable
+from agenttts.prompting import render
+from agenttts.proposers.archive_view import archive_text, task_text
+from agenttts.proposers.base import (
+    AgentUsage,
+    Guidelines,
+    Preferences,
+    Proposal,
+    ProposalContext,
+    Proposer,
+    ProposerSettings,
+)
+
+# --- what the agent must answer ------------------------------------------------------------------
+
+
+class StageChoice(BaseModel):
+    stage: str
+    model: str
+    samples: int
+
+
+class ProposedConfig(BaseModel):
+    stages: list[StageChoice]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_mapping(cls, value: Any) -> Any:
+        """Also take the archive's own form, {"stage": {"model": m, "samples": s}, ...}."""
+        if isinstance(value, dict) and "stages" not in value:
+            rows = []
+            for stage, v in value.items():
+                if isinstance(v, dict):
+                    rows.append({"stage": stage, **v})
+                elif isinstance(v, list | tuple) and len(v) == 2:
+                    rows.append({"stage": stage, "model": v[0], "samples": v[1]})
+                else:
+                    return value
+            return {"stages": rows}
+        return value
+
+
+class ProposalAnswer(BaseModel):
+    configs: list[ProposedConfig] = Field(description="the configurations to try next")
+    rationale: str = ""
+
+
+class StagePreference(BaseModel):
+    stage: str
+    model: str
+    reason: str = ""
+
+
+class PreferenceAnswer(BaseModel):
+    preferences: list[StagePreference]
+    notes: str = ""
+
+
+# --- checks that make an answer unusable (fed back to the agent) ---------------------------------
+
+
+def preference_problems(task: Task, answer: PreferenceAnswer) -> list[str]:
+    problems = []
+    for p in answer.preferences:
+        if p.stage not in task.stage_names:
+            problems.append(f"unknown stage {p.stage!r} (stages: {', '.join(task.stage_names)})")
+        elif p.model not in task.stage(p.stage).model_names:
+            models = ", ".join(task.stage(p.stage).model_names)
+            problems.append(f"stage {p.stage!r} has no model {p.model!r} (models: {models})")
+    named = {p.stage for p in answer.preferences}
+    missing = [s for s in task.stage_names if s not in named]
+    if missing:
+        problems.append(f"no preference given for stage(s) {', '.join(missing)}")
+    return problems
+
+
+def to_configs(answer: ProposalAnswer) -> tuple[list[Config], list[str]]:
+    """Entries that form a configuration; the rest become errors (screening judges the task)."""
+    configs, errors = [], []
+    for i, pc in enumerate(answer.configs):
+        stages = [c.stage for c in pc.stages]
+        dup = sorted({s for s in stages if stages.count(s) > 1})
+        bad = [c for c in pc.stages if c.samples < 1]
+        if dup or bad or not pc.stages:
+            why = (
+                f"stage(s) {', '.join(dup)} given twice"
+                if dup
+                else "no stages"
+                if not pc.stages
+                else f"samples must be >= 1 (got {bad[0].samples} for {bad[0].stage})"
+            )
+            errors.append(f"proposed configuration {i + 1} dropped: {why}")
+            continue
+        configs.append(
+            Config({c.stage: StageConfig(model=c.model, samples=c.samples) for c in pc.stages})
+        )
+    return configs, errors
+
+
+def _seed(base: int, iteration: int, role: str) -> int:
+    """A per-call seed (servers that honour `seed` then answer a resumed call the same way)."""
+    return zlib.crc32(f"{base}:{iteration}:{role}".encode()) & 0x7FFFFFFF
+
+
+class AgentTTSProposer(Proposer):
+    name: ClassVar[str] = "agenttts"
+    uses_preference_init: ClassVar[bool] = True
+    #: Archive rows shown to the agent (small models have 2k-token contexts).
+    archive_rows: ClassVar[int] = 16
+
+    def __init__(
+        self, settings: ProposerSettings | None = None, *, client: AgentClient | None = None
+    ):
+        super().__init__(settings)
+        self.client = client or AgentClient(self.settings.agent)
+
+    # --- prompts ---------------------------------------------------------------------------------
+    def _render(self, role: str, ctx: ProposalContext, **fields: object) -> list[tuple[str, str]]:
+        common = {
+            "task": task_text(ctx.task),
+            "archive": archive_text(ctx.archive, max_rows=self.archive_rows),
+            "preferences": _prefs_text(ctx),
+            "batch_size": ctx.batch_size,
+        }
+        kw = {"no_insights": self.settings.no_insights, "prompts_dir": self.settings.prompts_dir}
+        return [
+            ("system", render("system", **kw)),
+            ("user", render(role, **kw, **{**common, **fields})),
+        ]
+
+    # --- the three calls -------------------------------------------------------------------------
+    def summarize_preferences(self, ctx: ProposalContext) -> Preferences | None:
+        init_only = [t for t in ctx.archive if t.phase == "init"]
+        view = replace(ctx, archive=init_only)
+        answer = self.client.structured(
+            self._render("preferences", view),
+            PreferenceAnswer,
+            check=lambda a: preference_problems(ctx.task, a),
+            seed=_seed(self.settings.seed, 0, "preferences"),
+        )
+        if answer.value is None:
+            raise AgentError("no usable model preferences: " + " | ".join(answer.errors[-3:]))
+        models = {p.stage: p.model for p in answer.value.preferences}
+        reasons = "; ".join(f"{p.stage}: {p.model} - {p.reason}" for p in answer.value.preferences)
+        notes = " ".join(x for x in (answer.value.notes.strip(), reasons) if x)
+        return Preferences(models=models, notes=notes, usage=answer.usage)
+
+    def guidelines(self, ctx: ProposalContext) -> Guidelines | None:
+        messages = self._render("guidelines", ctx, previous=ctx.guidelines or "(none yet)")
+        try:
+            text, usage = self.client.complete(
+                messages, seed=_seed(self.settings.seed, ctx.iteration, "guidelines")
+            )
+        except AgentUnreachable:
+            raise
+        except AgentError as e:
+            return Guidelines(
+                text=ctx.guidelines or "", usage=AgentUsage(calls=1, failures=1), errors=[str(e)]
+            )
+        text = text.strip()
+        if not text:
+            return Guidelines(
+                text=ctx.guidelines or "",
+                usage=usage + AgentUsage(failures=1),
+                errors=["the agent returned empty guidelines; the previous ones are kept"],
+            )
+        return Guidelines(text=text, usage=usage)
+
+    def propose(self, ctx: ProposalContext) -> Proposal:
+        messages = self._render("proposal", ctx, guidelines=ctx.guidelines or "(none)")
+
+        def usable(a: ProposalAnswer) -> list[str]:
+            configs, errors = to_configs(a)
+            return [] if configs else ["no usable configuration", *errors[:3]]
+
+        answer = self.client.structured(
+            messages,
+            ProposalAnswer,
+            check=usable,
+            seed=_seed(self.settings.seed, ctx.iteration, "proposal"),
+        )
+        if answer.value is None:
+            return Proposal(usage=answer.usage, errors=answer.errors)
+        configs, dropped = to_configs(answer.value)
+        limit = max(ctx.batch_size * 3, ctx.batch_size)
+        if len(configs) > limit:
+            dropped.append(f"{len(configs) - limit} configuration(s) beyond {limit} ignored")
+        return Proposal(
+            configs=configs[:limit],
+            rationale=answer.value.rationale.strip(),
+            usage=answer.usage,
+            errors=[*answer.errors, *dropped],
+        )
+
+
+def _prefs_text(ctx: ProposalContext) -> str:
+    if not ctx.preferences:
+        return "(none stated)"
+    out = ", ".join(f"{s}: {m}" for s, m in ctx.preferences.items())
+    return out + (f" ({ctx.preference_notes})" if ctx.preference_notes else "")
