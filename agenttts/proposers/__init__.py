@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from importlib import import_module
 
 from agenttts.proposers.base import Proposer, ProposerSettings
@@ -22,14 +24,34 @@ class UnknownProposer(ValueError):
     pass
 
 
+_VARIANT = re.compile(r"^(?P<base>.+)-no(?P<off>[123]+)$")
+
+
+def split_variant(name: str) -> tuple[str, frozenset[int]]:
+    """Ablation variants by name: 'insight-no2' -> ('insight', {2}), 'agenttts-no13' ->
+    ('agenttts', {1, 3}); any other name is returned with no insight switched off."""
+    match = _VARIANT.match(name)
+    if match is None or match["base"] not in PROPOSERS:
+        return name, frozenset()
+    return match["base"], frozenset(int(d) for d in match["off"])
+
+
 def proposer_class(name: str) -> type[Proposer]:
+    name = split_variant(name)[0]
     try:
         target = PROPOSERS[name]
     except KeyError:
-        raise UnknownProposer(f"unknown proposer {name!r} (known: {', '.join(PROPOSERS)})") from None
+        raise UnknownProposer(
+            f"unknown proposer {name!r} (known: {', '.join(PROPOSERS)})"
+        ) from None
     module, _, attr = target.partition(":")
     return getattr(import_module(module), attr)
 
 
 def make_proposer(name: str, settings: ProposerSettings | None = None) -> Proposer:
-    return proposer_class(name)(settings)
+    """A proposer by name; a variant name (see `split_variant`) adds to `no_insights`."""
+    base, off = split_variant(name)
+    if off:
+        settings = settings or ProposerSettings()
+        settings = dataclasses.replace(settings, no_insights=settings.no_insights | off)
+    return proposer_class(base)(settings)
