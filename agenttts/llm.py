@@ -54,17 +54,11 @@ def resolve_base_url(base_url: str) -> str:
     """`embedded` -> the URL of agenttts' own server; anything else is used as given."""
     if base_url != "embedded":
         return base_url.rstrip("/")
-    url = os.environ.get(EMBEDDED_URL_ENV)
+    from agenttts.environment.embedded import embedded_url
+
+    url = os.environ.get(EMBEDDED_URL_ENV) or embedded_url()
     if url:
         return url.rstrip("/")
-    try:
-        from agenttts.environment.embedded import embedded_url  # type: ignore[import-not-found]
-    except ImportError:
-        embedded_url = None
-    if embedded_url is not None:
-        url = embedded_url()
-        if url:
-            return str(url).rstrip("/")
     raise AgentUnreachable(
         "the agent endpoint is 'embedded' but no embedded server is running: start one with "
         f"`agenttts serve`, set {EMBEDDED_URL_ENV}, or give the agent an explicit base URL"
