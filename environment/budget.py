@@ -3,8 +3,8 @@
     budget(S, M, Np, Nd) = ((M / M_unit) * (Np + S * Nd) - Np_unit) / Nd_unit
 
 The prompt is counted once for all S samples (prefix caching); the unit is "one 3B model reading a
-128-token prompt and writing 64 tokens". Test vectors from the paper's code: 72e9/2048/128/S=1 -> 814
-and 70e9/256/64/S=1 -> 114.67.
+128-token prompt and writing 64 tokens". Test vectors from the paper's code:
+72e9/2048/128/S=1 -> 814 and 70e9/256/64/S=1 -> 114.67.
 """
 
 from __future__ import annotations

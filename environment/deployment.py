@@ -27,7 +27,9 @@ class Endpoint(BaseModel):
     base_url: str = Field(description="OpenAI-compatible base URL ending in /v1, or 'embedded'")
     params: float = Field(gt=0)
     served_name: str | None = Field(default=None, description="name the server knows; default: key")
-    api_key_env: str | None = Field(default=None, description="environment variable holding the key")
+    api_key_env: str | None = Field(
+        default=None, description="environment variable holding the key"
+    )
     max_concurrency: int = Field(default=8, ge=1)
     supports_n: bool = Field(default=True, description="server honours n>1 in one request")
     # What `agenttts serve --print-vllm` needs to write the vLLM command for a GPU deployment.

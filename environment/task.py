@@ -1,7 +1,7 @@
 """Task files: the pipeline's stages, model choices, budget, metrics, data and environment.
 
-A task is YAML validated by pydantic, then checked as a whole (`check_task`) so that every problem is
-reported field by field before any compute is spent.
+A task is YAML validated by pydantic, then checked as a whole (`check_task`) so that every
+problem is reported field by field before any compute is spent.
 """
 
 from __future__ import annotations
@@ -63,12 +63,15 @@ class ModelChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="served model name (or retriever name); the key in configurations")
+    name: str = Field(
+        description="served model name (or retriever name); the key in configurations"
+    )
     params: float | None = Field(
         default=None, gt=0, description="parameter count; may come from the deployment file"
     )
     endpoint: str | None = Field(
-        default=None, description="OpenAI-compatible base URL; else the deployment file resolves name"
+        default=None,
+        description="OpenAI-compatible base URL; else the deployment file resolves name",
     )
     kind: Literal["llm", "bm25", "embedding"] = "llm"
     fixed_cost: float | None = Field(
@@ -106,7 +109,9 @@ class Stage(BaseModel):
 
     def cost(self, model: str, samples: int) -> float:
         m = self.model(model)
-        return stage_budget(samples, m.params or 0.0, self.prompt_tokens, self.gen_tokens, m.fixed_cost)
+        return stage_budget(
+            samples, m.params or 0.0, self.prompt_tokens, self.gen_tokens, m.fixed_cost
+        )
 
     def max_samples_for(self, model: str, budget: float) -> int:
         """Largest S (capped at max_samples) whose stage cost fits `budget`; 0 if none does."""
@@ -195,7 +200,9 @@ class Task(BaseModel):
     main_metric: str
     data: DataSpec = Field(default_factory=DataSpec)
     environment: EnvironmentSpec
-    deployment: str | None = Field(default=None, description="deployment file, relative to the task")
+    deployment: str | None = Field(
+        default=None, description="deployment file, relative to the task"
+    )
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="<memory>")
@@ -238,7 +245,7 @@ class Task(BaseModel):
         return sum(self.stage_costs(config).values())
 
     def budget_shares(self) -> dict[str, float]:
-        """Each stage's share of the budget for initialisation: given shares, the rest split equally."""
+        """Each stage's share of the budget for initialisation; unset shares split the rest."""
         given = {s.name: s.budget_share for s in self.stages if s.budget_share is not None}
         rest = [s.name for s in self.stages if s.budget_share is None]
         left = max(0.0, 1.0 - sum(given.values()))
@@ -260,10 +267,13 @@ class Task(BaseModel):
             sc = config[s.name]
             if sc.model not in s.model_names:
                 problems.append(
-                    f"stage {s.name!r}: unknown model {sc.model!r} (choices: {', '.join(s.model_names)})"
+                    f"stage {s.name!r}: unknown model {sc.model!r} "
+                    f"(choices: {', '.join(s.model_names)})"
                 )
             elif not 1 <= sc.samples <= s.max_samples:
-                problems.append(f"stage {s.name!r}: samples {sc.samples} outside 1..{s.max_samples}")
+                problems.append(
+                    f"stage {s.name!r}: samples {sc.samples} outside 1..{s.max_samples}"
+                )
         if not problems:
             total = self.cost(config)
             if total > self.budget + 1e-9:
@@ -272,7 +282,10 @@ class Task(BaseModel):
 
     def cheapest_config(self) -> Config:
         return Config.of(
-            {s.name: min(((m, 1) for m in s.model_names), key=lambda c: s.cost(*c)) for s in self.stages}
+            {
+                s.name: min(((m, 1) for m in s.model_names), key=lambda c: s.cost(*c))
+                for s in self.stages
+            }
         )
 
     def largest_single_sample_config(self) -> Config:
@@ -298,7 +311,7 @@ class Task(BaseModel):
         return int(np.searchsorted(last, self.budget - partial + 1e-9, side="right").sum())
 
     def iter_feasible(self) -> Iterator[Config]:
-        """Every feasible configuration (for exhaustive search); stages pruned by remaining budget."""
+        """Every feasible configuration (exhaustive search), pruned by the remaining budget."""
         options = [self.stage_options(s) for s in self.stages]
         mins = [min(c for *_, c in o) for o in options]
 
@@ -319,7 +332,9 @@ class Task(BaseModel):
         order = list(range(len(items)))
         random.Random(self.data.seed).shuffle(order)
         n_train = min(self.data.train_size, len(items))
-        chosen = order[:n_train] if split == "train" else order[n_train : n_train + self.data.test_size]
+        chosen = (
+            order[:n_train] if split == "train" else order[n_train : n_train + self.data.test_size]
+        )
         return [items[i] for i in chosen]
 
 
@@ -334,7 +349,11 @@ def _loc(loc: Sequence[Any], raw: Mapping[str, Any]) -> str:
     node: Any = raw
     for item in loc:
         if isinstance(item, int):
-            name = node[item].get("name") if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) else None
+            name = (
+                node[item].get("name")
+                if isinstance(node, list) and item < len(node) and isinstance(node[item], dict)
+                else None
+            )
             parts[-1] = f"{parts[-1]}[{name if name else item}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
         else:
@@ -346,7 +365,9 @@ def _loc(loc: Sequence[Any], raw: Mapping[str, Any]) -> str:
 def parse_task(raw: Any, source: str = "<memory>", base_dir: Path | None = None) -> Task:
     """Validate a task mapping; raises TaskError listing every problem."""
     if not isinstance(raw, dict):
-        raise TaskError(source, [Problem(field="<root>", message="a task file must be a YAML mapping")])
+        raise TaskError(
+            source, [Problem(field="<root>", message="a task file must be a YAML mapping")]
+        )
     try:
         task = Task.model_validate(raw)
     except ValidationError as e:
@@ -415,7 +436,8 @@ def check_task(task: Task) -> list[Problem]:
             problems.append(
                 Problem(
                     field=f"{where}.aggregator",
-                    message=f"unknown aggregator {s.aggregator!r} (known: {', '.join(AGGREGATORS)})",
+                    message=f"unknown aggregator {s.aggregator!r} "
+                    f"(known: {', '.join(AGGREGATORS)})",
                 )
             )
         names = [m.name for m in s.models]
@@ -424,17 +446,27 @@ def check_task(task: Task) -> list[Problem]:
         for m in s.models:
             if m.kind != "llm" and m.fixed_cost is None:
                 problems.append(
-                    Problem(field=f"{where}.models[{m.name}]", message="a non-LLM choice needs fixed_cost")
+                    Problem(
+                        field=f"{where}.models[{m.name}]",
+                        message="a non-LLM choice needs fixed_cost",
+                    )
                 )
     if task.main_metric not in task.metrics:
         problems.append(
-            Problem(field="main_metric", message=f"{task.main_metric!r} is not one of metrics {task.metrics}")
+            Problem(
+                field="main_metric",
+                message=f"{task.main_metric!r} is not one of metrics {task.metrics}",
+            )
         )
     shares = [s.budget_share for s in task.stages if s.budget_share is not None]
     if sum(shares) > 1 + 1e-9:
-        problems.append(Problem(field="stages.budget_share", message="budget shares add up to more than 1"))
+        problems.append(
+            Problem(field="stages.budget_share", message="budget shares add up to more than 1")
+        )
     if task.data.path is not None and not task.resolve(task.data.path).exists():
-        problems.append(Problem(field="data.path", message=f"missing data file {task.resolve(task.data.path)}"))
+        problems.append(
+            Problem(field="data.path", message=f"missing data file {task.resolve(task.data.path)}")
+        )
     problems.extend(resolve_models(task))
     if not any(p.field.startswith("stages") for p in problems):
         cheapest = task.cost(task.cheapest_config())
@@ -442,8 +474,8 @@ def check_task(task: Task) -> list[Problem]:
             problems.append(
                 Problem(
                     field="budget",
-                    message=f"budget {task.budget:g} is below the cheapest configuration ({cheapest:.2f}: "
-                    f"{task.cheapest_config().short()})",
+                    message=f"budget {task.budget:g} is below the cheapest configuration "
+                    f"({cheapest:.2f}: {task.cheapest_config().short()})",
                 )
             )
     return problems
@@ -474,7 +506,8 @@ def resolve_models(task: Task) -> list[Problem]:
                 problems.append(
                     Problem(
                         field=where,
-                        message=f"unknown model {m.name!r}: no parameter count and not in a deployment file{known}",
+                        message=f"unknown model {m.name!r}: no parameter count and "
+                        f"not in a deployment file{known}",
                     )
                 )
     return problems
