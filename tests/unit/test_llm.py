@@ -13,7 +13,7 @@ from agenttts.llm import AgentClient, AgentUnreachable, extract_json, resolve_ba
 from agenttts.proposers.base import AgentEndpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
-from canned_server import Reply, canned_server  # noqa: E402
+from canned_server import Reply, canned_server
 
 
 class Pick(BaseModel):
@@ -114,9 +114,11 @@ def test_free_text_and_key_from_env_never_in_errors(monkeypatch):
     assert text == "guidelines here" and usage.prompt_tokens == 11
     headers = {k.lower(): v for k, v in srv.headers[0].items()}
     assert headers["authorization"] == "Bearer sk-secret-123"
-    with canned_server([Reply(status=401, error="bad key")]) as srv:
-        with pytest.raises(AgentUnreachable) as err:
-            client(srv.url, api_key_env="C2_TEST_KEY").complete([("user", "u")])
+    with (
+        canned_server([Reply(status=401, error="bad key")]) as srv,
+        pytest.raises(AgentUnreachable) as err,
+    ):
+        client(srv.url, api_key_env="C2_TEST_KEY").complete([("user", "u")])
     assert srv.url in str(err.value) and "sk-secret" not in str(err.value)
 
 

@@ -73,4 +73,4 @@ def test_bad_prompts_dir_and_unknown_files_are_reported(tmp_path):
 
 
 def test_fill_substitutes_only_given_names():
-    assert fill("{a} {b} {\"k\": 1}", {"a": "{b}"}) == '{b} {b} {"k": 1}'
+    assert fill('{a} {b} {"k": 1}', {"a": "{b}"}) == '{b} {b} {"k": 1}'
