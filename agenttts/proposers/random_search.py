@@ -16,7 +16,7 @@ from agenttts.environment.task import Config, Task
 from agenttts.proposers.base import Proposal, ProposalContext, Proposer
 
 #: Below this many unexplored feasible configurations, enumerate them instead of rejecting draws.
-ENUMERATE_BELOW = 20_000
+ENUMERATE_BELOW = 2_000
 #: Draws per wanted configuration before falling back to enumeration.
 MAX_DRAWS_PER_CONFIG = 2_000
 

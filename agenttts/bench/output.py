@@ -1,0 +1,175 @@
+"""The bench's outputs: a terminal table, the JSON record and best-so-far plots per task."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agenttts.report import markdown_table
+
+
+def overall(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per method over every task and seed: median trials to the optimum (unreached = infinite)."""
+    by_method: dict[str, list[float]] = {}
+    for r in result["runs"]:
+        hit = r["trials_to_optimum"]
+        by_method.setdefault(r["method"], []).append(float(hit) if hit else math.inf)
+    out = []
+    for method in result["methods"]:
+        hits = sorted(by_method.get(method, []))
+        if not hits:
+            continue
+        mid = len(hits) // 2
+        med = hits[mid] if len(hits) % 2 else (hits[mid - 1] + hits[mid]) / 2
+        out.append(
+            {
+                "method": method,
+                "runs": len(hits),
+                "reached": sum(1 for h in hits if not math.isinf(h)),
+                "median_trials_to_optimum": None if math.isinf(med) else med,
+            }
+        )
+    return out
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+
+
+def _trials(value: float | None, cap: int) -> str:
+    return f">{cap}" if value is None else _num(value, 1)
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """The terminal/Markdown summary, with the tolerance and the optimum stated."""
+    cap = result["max_trials"]
+    lines = [
+        f"Optimum: the best training score over every feasible configuration (exhaustive). A run "
+        f"reaches it at the first trial with train score >= optimum - {result['tolerance']:g}. "
+        f"Runs stop after {cap} trials (batches of {result['batch_size']}); unreached counts as "
+        f"'>{cap}'. {len(result['seeds'])} seed(s) per method.",
+        "",
+    ]
+    rows = []
+    for s in result["summary"]:
+        opt = result["tasks"][s["task"]]
+        rows.append(
+            [
+                s["task"],
+                s["method"],
+                f"{s['reached']}/{s['runs']}",
+                _trials(s["median_trials_to_optimum"], cap),
+                _num(s["median_seconds_to_optimum"], 2),
+                f"{_num(s['mean_best_train'])} / {_num(opt['score'])}",
+                f"{_num(s['mean_test'])} / {_num(opt['test_score'])}",
+                _num(s["mean_agent_calls"], 1),
+                _num(s["mean_agent_tokens"], 0),
+                _num(s["mean_environment_calls"], 1),
+                _num(s["mean_wall_s"], 2),
+            ]
+        )
+    header = [
+        "task",
+        "method",
+        "reached",
+        "median trials to opt",
+        "median s to opt",
+        "best train / opt",
+        "test / opt's test",
+        "agent calls",
+        "agent tokens",
+        "env calls",
+        "wall s",
+    ]
+    lines.append(markdown_table(header, rows))
+    lines += ["", "Over all tasks (median of every run's trials to the optimum):", ""]
+    lines.append(
+        markdown_table(
+            ["method", "reached", "median trials to opt"],
+            [
+                [
+                    o["method"],
+                    f"{o['reached']}/{o['runs']}",
+                    _trials(o["median_trials_to_optimum"], cap),
+                ]
+                for o in overall(result)
+            ],
+        )
+    )
+    sizes = [
+        f"{name}: {t['feasible']} feasible, optimum {_num(t['score'])} at "
+        + " | ".join(f"{k}={v['model']}x{v['samples']}" for k, v in t["config"].items())
+        for name, t in result["tasks"].items()
+    ]
+    lines += ["", "Tasks:", *[f"- {s}" for s in sizes]]
+    return "\n".join(lines) + "\n"
+
+
+def curves_matrix(curves: Sequence[Sequence[float | None]], length: int) -> np.ndarray:
+    """Seeds x trials; a run that ended early keeps its last best (NaN before any score)."""
+    out = np.full((len(curves), length), np.nan)
+    for i, c in enumerate(curves):
+        vals = [np.nan if v is None else v for v in c][:length]
+        if vals:
+            out[i, : len(vals)] = vals
+            out[i, len(vals) :] = vals[-1]
+    return out
+
+
+def plot_task(result: Mapping[str, Any], task: str, path: Path) -> None:
+    """Best-so-far vs trials per method: the median over seeds and the 25-75% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cap = result["max_trials"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    x = np.arange(1, cap + 1)
+    for method in result["methods"]:
+        curves = [r["curve"] for r in result["runs"] if r["task"] == task and r["method"] == method]
+        if not curves:
+            continue
+        m = curves_matrix(curves, cap)
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(m, axis=0)
+                lo, hi = np.nanpercentile(m, 25, axis=0), np.nanpercentile(m, 75, axis=0)
+        (line,) = ax.plot(x, med, label=method, lw=1.6)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    opt = result["tasks"][task]["score"]
+    tol = result["tolerance"]
+    ax.axhline(opt, color="black", ls="--", lw=1, label=f"exhaustive optimum ({opt:g})")
+    ax.axhspan(opt - tol, opt, color="black", alpha=0.06)
+    ax.set_xlabel("trials executed")
+    ax.set_ylabel("best training score so far")
+    ax.set_title(f"{task}: median over {len(result['seeds'])} seeds (band: 25-75%)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(result: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
+    """bench.json, bench.md and one PNG per task; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench.json", "markdown": out_dir / "bench.md"}
+    record = {**result, "overall": overall(result)}
+    paths["json"].write_text(json.dumps(record, indent=1) + "\n")
+    paths["markdown"].write_text("# agenttts bench\n\n" + format_table(result))
+    for task in result["tasks"]:
+        p = out_dir / f"{task}.png"
+        plot_task(result, task, p)
+        paths[f"plot:{task}"] = p
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,99 @@
+"""The bench end to end on a tiny simulated task, through the real checkpointed search graph."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from agenttts.bench import BenchError, BenchSettings, run_bench, write_outputs
+from agenttts.bench.harness import reach
+from agenttts.bench.output import format_table
+from agenttts.cli.main import main
+
+
+def tiny_task(folder) -> str:
+    stage = {
+        "prompt_tokens": 256,
+        "gen_tokens": 64,
+        "max_samples": 5,
+        "models": [{"name": "s", "params": 3e9}, {"name": "l", "params": 24e9}],
+    }
+    raw = {
+        "name": "sim-tiny",
+        "description": "simulated two-stage bench test task",
+        "budget": 50,
+        "metrics": ["acc"],
+        "main_metric": "acc",
+        "data": {"train_size": 20, "test_size": 40, "seed": 5},
+        "environment": {"kind": "simulated"},
+        "stages": [
+            {"name": "a", **stage, "settings": {"quality": [0.4, 0.8]}},
+            {"name": "b", **stage, "settings": {"upstream": 0.5}},
+        ],
+    }
+    path = folder / "sim-tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def settings(tmp_path, **kw) -> BenchSettings:
+    base = dict(
+        tasks=[tiny_task(tmp_path)],
+        methods=["grid", "random"],
+        seeds=[0, 1],
+        out_dir=tmp_path / "out",
+        max_trials=40,
+        batch_size=8,
+    )
+    return BenchSettings(**{**base, **kw})
+
+
+def test_reach_is_the_first_trial_within_tolerance():
+    assert reach([None, 0.5, 0.69, 0.7], 0.7, 0.005) == 4
+    assert reach([0.5, 0.696], 0.7, 0.005) == 2
+    assert reach([0.5, 0.6], 0.7, 0.005) is None
+
+
+def test_bench_end_to_end_measures_against_the_exhaustive_optimum_and_resumes(tmp_path):
+    s = settings(tmp_path)
+    result = run_bench(s)
+    (task,) = result["tasks"].values()
+    assert task["feasible"] <= 40  # small enough that grid must enumerate it all
+    runs = result["runs"]
+    assert len(runs) == 4 and {r["method"] for r in runs} == {"grid", "random"}
+    for r in runs:
+        curve = [v for v in r["curve"] if v is not None]
+        assert curve == sorted(curve)  # best so far never drops
+        assert r["trials"] == len(r["curve"]) <= s.max_trials
+        assert r["trials_to_optimum"] == reach(r["curve"], task["score"], s.tolerance)
+        assert max(curve) <= task["score"] + 1e-12  # nothing beats the exhaustive optimum
+        assert r["environment_calls"] >= r["trials"] and r["test_score"] is not None
+        assert r["agent_calls"] == 0
+    for r in runs:
+        if r["method"] == "grid":
+            assert r["trials_to_optimum"] is not None  # exhaustive: it must get there
+    paths = write_outputs(result, s.out_dir)
+    record = json.loads((s.out_dir / "bench.json").read_text())
+    assert {o["method"] for o in record["overall"]} == {"grid", "random"}
+    assert (s.out_dir / "sim-tiny.png").stat().st_size > 1000
+    assert "optimum - 0.005" in format_table(result) and "markdown" in paths
+
+    again = run_bench(s)  # same database: finished threads are read back, nothing re-runs
+    assert all(r["resumed"] for r in again["runs"])
+    assert [r["curve"] for r in again["runs"]] == [r["curve"] for r in runs]
+
+
+def test_ablation_variants_parse_and_bad_requests_fail_before_any_run(tmp_path):
+    with pytest.raises(BenchError) as err:
+        run_bench(settings(tmp_path, methods=["random", "nope", "insight-no4"], seeds=[]))
+    text = str(err.value)
+    assert "'nope'" in text and "'insight-no4'" in text and "no seeds" in text
+    assert not (tmp_path / "out" / "bench.sqlite").exists()
+
+
+def test_cli_bench_unknown_task_exits_2(tmp_path, capsys):
+    code = main(["bench", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "no such task file" in capsys.readouterr().err
