@@ -56,3 +56,17 @@ def token_f1(prediction: str | None, gold: Gold) -> float:
     """Token-level F1 of the normalised strings; the best over the accepted golds."""
     pred = normalize_answer(prediction).split()
     return max(_f1(pred, normalize_answer(g).split()) for g in _golds(gold))
+
+
+def retrieval_scores(selected: Iterable[object], gold: Iterable[object]) -> dict[str, float]:
+    """Precision, recall and F1 of selected references against the gold set (ids or passages).
+
+    Duplicates count once. Nothing selected scores precision 0 (not undefined) so that an empty
+    retrieval is never rewarded; an empty gold set gives recall 1 only to an empty selection.
+    """
+    sel, ref = set(selected), set(gold)
+    hit = len(sel & ref)
+    precision = hit / len(sel) if sel else 0.0
+    recall = hit / len(ref) if ref else float(not sel)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
