@@ -28,7 +28,8 @@ class Context:
         default="agenttts",
         metadata=_d(
             "Search method by name: agenttts (the LLM agent), insight (the three insights as code, "
-            "no LLM), random, tpe, gp, agenthpo, mlcopilot, grid."
+            "no LLM), random, tpe, gp, agenthpo, mlcopilot, grid; NAME-noN switches insight N "
+            "off (e.g. insight-no2)."
         ),
     )
     agent_model: str = field(
@@ -87,10 +88,10 @@ class Context:
 
     def problems(self) -> list[str]:
         """What makes these settings unusable, checked before anything is spent."""
-        from agenttts.proposers import PROPOSERS
+        from agenttts.proposers import PROPOSERS, split_variant
 
         out: list[str] = []
-        if self.proposer not in PROPOSERS:
+        if split_variant(self.proposer)[0] not in PROPOSERS:
             out.append(f"unknown proposer {self.proposer!r} (known: {', '.join(PROPOSERS)})")
         if self.batch_size < 1:
             out.append("batch_size must be at least 1")

@@ -54,7 +54,7 @@ def init_by_preference(state: State, runtime: Runtime[Context]) -> dict[str, Any
     task = common.get_task(state["task"])
     proposer = common.proposer_for(ctx)
     update: dict[str, Any] = {"iteration": 0, "settings": state.get("settings") or ctx.to_dict()}
-    if not proposer.uses_preference_init or 1 in ctx.no_insights:
+    if not proposer.uses_preference_init or 1 in proposer.settings.no_insights:
         return update
 
     planned = preference_configs(task)

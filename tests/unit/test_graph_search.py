@@ -146,9 +146,12 @@ def test_stops_when_the_proposer_has_nothing_new(tmp_path, task_file, local_prop
     assert len(out.trials) == 1  # the one configuration ran once; its repeats were not re-run
 
 
-def test_ablating_insight_1_skips_the_initialisation(tmp_path, task_file):
+@pytest.mark.parametrize(
+    "ablation", [{"no_insights": [1]}, {"proposer": "insight-no1"}], ids=["setting", "variant"]
+)
+def test_ablating_insight_1_skips_the_initialisation(tmp_path, task_file, ablation):
     out = run_search(
-        task_file, "t", tmp_path / "db", settings(tmp_path, max_iterations=1, no_insights=[1])
+        task_file, "t", tmp_path / "db", settings(tmp_path, max_iterations=1, **ablation)
     )
     assert out.trials and not [t for t in out.trials if t.phase == "init"]
     assert not out.values.get("preferences")
