@@ -220,9 +220,15 @@ class LiveExecutor(Executor):
         items = self.pipeline.items(split)
         if not items:
             raise ValueError(f"the {split} split is empty")
-        scores = await asyncio.gather(
-            *(self.pipeline.run_item(i, config.root, draw) for i in items)
-        )
+        jobs = [asyncio.ensure_future(self.pipeline.run_item(i, config.root, draw)) for i in items]
+        try:
+            scores = await asyncio.gather(*jobs)
+        except BaseException:
+            # one item failed for good: the trial has failed, stop spending on its other items
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            raise
         metrics = {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
         stages = self._stage_reports(config, tallies)
         measured = [r.measured_cost for r in stages.values() if r.measured_cost is not None]
