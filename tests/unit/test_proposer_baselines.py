@@ -95,11 +95,14 @@ def test_tpe_learns_from_the_archive(task):
 def test_gp_runs_or_says_clearly_what_it_needs(task):
     problem = GPProposer.unavailable()
     proposer = make_proposer("gp", ProposerSettings(seed=0))
-    if problem is None:
-        _, proposals, duplicates = drive(task, proposer, iterations=3)
-        assert duplicates == 0 and all(
-            not task.config_problems(c) for p in proposals for c in p.configs
-        )
+    if problem is None:  # 12 start-up draws, then one batch from the fitted GP, asked twice
+        archive, proposals, duplicates = drive(task, proposer, iterations=4, batch_size=4)
+        assert duplicates == 0
+        assert all(not task.config_problems(c) for p in proposals for c in p.configs)
+        fresh = make_proposer("gp", ProposerSettings(seed=0))
+        early = [t for t in archive if t.iteration <= 3]
+        again = fresh.propose(ProposalContext(task=task, archive=early, iteration=4, batch_size=4))
+        assert [c.key() for c in again.configs] == keys(proposals)[3]
         return
     assert "torch" in problem.lower()
     with pytest.raises(RuntimeError, match="PyTorch"):
