@@ -414,9 +414,13 @@ def resolve_task_path(path: str | Path) -> Path:
     p = Path(path)
     if p.exists() or p.suffix in {".yaml", ".yml"}:
         return p
-    bundled = Path(__file__).resolve().parent.parent / "tasks" / f"{p}.yaml"
+    tasks_dir = Path(__file__).resolve().parent.parent / "tasks"
+    bundled = tasks_dir / f"{p}.yaml"
     if bundled.exists():
         return bundled
+    nested = sorted(tasks_dir.glob(f"*/{p}.yaml"))  # e.g. tasks/simulated/sim-2wiki.yaml
+    if len(nested) == 1:
+        return nested[0]
     from importlib.resources import files
 
     candidate = Path(str(files("agenttts.tasks") / f"{p}.yaml"))
