@@ -22,8 +22,7 @@ from agenttts.environment.registry import make_executor
 from agenttts.environment.task import Task, TaskError, load_task, resolve_task_path
 from agenttts.proposers import PROPOSERS, proposer_class, split_variant
 
-#: Bundled simulated tasks, the default benchmark.
-SIMULATED_DIR = Path(__file__).resolve().parents[2] / "tasks" / "simulated"
+#: Bundled simulated tasks (tasks/simulated/), the default benchmark.
 SIMULATED_TASKS = (
     "sim-2wiki",
     "sim-hotpotqa",
@@ -115,10 +114,7 @@ class RunRecord:
 
 
 def resolve_task(ref: str) -> Path:
-    """A task file path, a bundled task name, or a simulated task name (``sim-2wiki``)."""
-    sim = SIMULATED_DIR / f"{ref}.yaml"
-    if not Path(ref).exists() and sim.exists():
-        return sim
+    """A task file path or a bundled task name (``sim-2wiki``)."""
     return Path(resolve_task_path(ref))
 
 
