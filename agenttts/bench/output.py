@@ -166,7 +166,7 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "bench.json", "markdown": out_dir / "bench.md"}
     record = {**result, "overall": overall(result)}
-    paths["json"].write_text(json.dumps(record, indent=1) + "\n")
+    paths["json"].write_text(json.dumps(record, separators=(",", ":")) + "\n")
     paths["markdown"].write_text("# agenttts bench\n\n" + format_table(result))
     for task in result["tasks"]:
         p = out_dir / f"{task}.png"
