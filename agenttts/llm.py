@@ -170,10 +170,11 @@ def _validate(schema: type[M], value: Any) -> M:
     return schema.model_validate(value)
 
 
-def response_format(schema: type[BaseModel]) -> dict[str, Any]:
+def response_format(schema: type[BaseModel], wire: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `response_format.json_schema` body for a pydantic schema (not strict: vLLM enforces
     the schema by guided decoding anyway, and OpenAI's strict mode forbids open mappings)."""
-    return {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False}
+    body = wire if wire is not None else schema.model_json_schema()
+    return {"name": schema.__name__, "schema": body, "strict": False}
 
 
 def _schema_problem(e: ValidationError) -> str:
@@ -261,12 +262,15 @@ class AgentClient:
         *,
         check: Callable[[M], list[str]] | None = None,
         seed: int | None = None,
+        wire_schema: dict[str, Any] | None = None,
     ) -> Answer[M]:
         """A `schema` instance, re-asked up to `max_parse_retries` times when unusable.
 
         `check` returns problems that make an otherwise valid answer unusable (an unknown stage,
-        say); they are fed back like parse errors. Never raises for a bad answer; raises
-        AgentUnreachable when the server cannot be reached.
+        say); they are fed back like parse errors. `wire_schema`, when given, is what the server is
+        asked to follow (tighter than `schema`: enums of valid names, length limits, so guided
+        decoding keeps a weak model short and on the menu) while `schema` still validates.
+        Never raises for a bad answer; raises AgentUnreachable when the server cannot be reached.
         """
         base = _messages(messages)
         answer: Answer[M] = Answer(value=None)
@@ -280,7 +284,7 @@ class AgentClient:
                     # A JSON-schema dict, not the class: the client's own pydantic parse would
                     # raise on a bad answer and lose its text and usage, which we report.
                     runnable = self.chat(call_seed).with_structured_output(
-                        response_format(schema), method="json_schema", include_raw=True
+                        response_format(schema, wire_schema), method="json_schema", include_raw=True
                     )
                     out = runnable.invoke(convo)
                     msg = out.get("raw")

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, model_validator
 
-from agenttts.environment.task import Config, StageConfig, Task
+from agenttts.environment.task import Config, Stage, StageConfig, Task
 from agenttts.llm import AgentClient, AgentError, AgentUnreachable
 from agenttts.prompting import render
 from agenttts.proposers.archive_view import archive_text, task_text
@@ -76,6 +76,18 @@ class PreferenceAnswer(BaseModel):
     preferences: list[StagePreference]
     notes: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_mapping(cls, value: Any) -> Any:
+        """Also take {"preferences": {"stage": {"model": m, "reason": r}}} (the wire form)."""
+        if isinstance(value, dict) and isinstance(value.get("preferences"), dict):
+            rows = [
+                {"stage": k, **v} if isinstance(v, dict) else {"stage": k, "model": v}
+                for k, v in value["preferences"].items()
+            ]
+            return {**value, "preferences": rows}
+        return value
+
 
 # --- checks that make an answer unusable (fed back to the agent) ---------------------------------
 
@@ -118,6 +130,61 @@ def to_configs(answer: ProposalAnswer) -> tuple[list[Config], list[str]]:
     return configs, errors
 
 
+def _stage_choice(stage: Stage, reason: bool) -> dict[str, Any]:
+    props: dict[str, Any] = {"model": {"type": "string", "enum": stage.model_names}}
+    if reason:
+        props["reason"] = {"type": "string", "maxLength": 160}
+    else:
+        props["samples"] = {"type": "integer", "minimum": 1, "maximum": stage.max_samples}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props),
+        "additionalProperties": False,
+    }
+
+
+def _per_stage(task: Task, reason: bool) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {s.name: _stage_choice(s, reason) for s in task.stages},
+        "required": task.stage_names,
+        "additionalProperties": False,
+    }
+
+
+def proposal_wire_schema(task: Task, batch_size: int) -> dict[str, Any]:
+    """What the server's guided decoding follows: one entry per stage with that stage's models and
+    S range, at most a batch of configurations, a short rationale. A weak model then cannot wander
+    off the menu or run past its token limit; the budget is still the screen's job."""
+    return {
+        "type": "object",
+        "properties": {
+            "configs": {
+                "type": "array",
+                "items": _per_stage(task, reason=False),
+                "minItems": 1,
+                "maxItems": batch_size,
+            },
+            "rationale": {"type": "string", "maxLength": 300},
+        },
+        "required": ["configs", "rationale"],
+        "additionalProperties": False,
+    }
+
+
+def preference_wire_schema(task: Task) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "preferences": _per_stage(task, reason=True),
+            "notes": {"type": "string", "maxLength": 300},
+        },
+        "required": ["preferences", "notes"],
+        "additionalProperties": False,
+    }
+
+
 def _seed(base: int, iteration: int, role: str) -> int:
     """A per-call seed (servers that honour `seed` then answer a resumed call the same way)."""
     return zlib.crc32(f"{base}:{iteration}:{role}".encode()) & 0x7FFFFFFF
@@ -158,6 +225,7 @@ class AgentTTSProposer(Proposer):
             PreferenceAnswer,
             check=lambda a: preference_problems(ctx.task, a),
             seed=_seed(self.settings.seed, 0, "preferences"),
+            wire_schema=preference_wire_schema(ctx.task),
         )
         if answer.value is None:
             raise AgentError("no usable model preferences: " + " | ".join(answer.errors[-3:]))
@@ -199,6 +267,7 @@ class AgentTTSProposer(Proposer):
             ProposalAnswer,
             check=usable,
             seed=_seed(self.settings.seed, ctx.iteration, "proposal"),
+            wire_schema=proposal_wire_schema(ctx.task, ctx.batch_size),
         )
         if answer.value is None:
             return Proposal(usage=answer.usage, errors=answer.errors)

@@ -35,7 +35,7 @@ def test_roles_carry_their_insights_and_the_fields():
     assert all(f"Insight {i}" in proposal for i in (1, 2, 3))
     assert "Propose 7 new configurations" in proposal
     # The JSON example's braces survive substitution.
-    assert '{"configs": [{"stages": [{"stage": "<stage>"' in proposal
+    assert '{"configs": [{"<stage>": {"model": "<model>"' in proposal
 
 
 @pytest.mark.parametrize("off", [1, 2, 3])

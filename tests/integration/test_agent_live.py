@@ -1,0 +1,107 @@
+"""The AgentTTS agent against the real embedded vLLM server (SmolLM2-135M): a weak model, so the
+test asserts the wire and the handling, not the wisdom: guidelines come back as text, proposals
+come back parsed (json_schema guided decoding) and the graph's screen judges every one."""
+
+from __future__ import annotations
+
+import pytest
+
+from agenttts.archive import Trial
+from agenttts.environment.task import Config, parse_task
+from agenttts.llm import AgentError
+from agenttts.proposers.agenttts_agent import AgentTTSProposer
+from agenttts.proposers.base import AgentEndpoint, ProposalContext, ProposerSettings
+from agenttts.proposers.screening import screen
+
+pytestmark = pytest.mark.integration
+
+TASK = parse_task(
+    {
+        "name": "live-tiny",
+        "budget": 120,
+        "stages": [
+            {
+                "name": "retrieval",
+                "prompt_tokens": 1024,
+                "gen_tokens": 64,
+                "max_samples": 20,
+                "models": [{"name": "small", "params": 3e9}, {"name": "big", "params": 24e9}],
+            },
+            {
+                "name": "qa",
+                "prompt_tokens": 256,
+                "gen_tokens": 64,
+                "max_samples": 50,
+                "models": [{"name": "small", "params": 3e9}, {"name": "big", "params": 24e9}],
+            },
+        ],
+        "metrics": ["em"],
+        "main_metric": "em",
+        "environment": {"kind": "grid"},
+    }
+)
+
+
+def _trial(i: int, r: tuple[str, int], q: tuple[str, int], score: float, phase: str) -> Trial:
+    c = Config.of({"retrieval": r, "qa": q})
+    return Trial(
+        trial_id=i,
+        iteration=0 if phase == "init" else 1,
+        phase=phase,
+        proposer="agenttts",
+        config=c,
+        status="ok",
+        score=score,
+        metrics={"em": score},
+        nominal_cost=TASK.cost(c),
+    )
+
+
+ARCHIVE = [
+    _trial(0, ("small", 8), ("big", 1), 0.40, "init"),
+    _trial(1, ("big", 1), ("big", 1), 0.55, "init"),
+    _trial(2, ("big", 1), ("small", 20), 0.60, "init"),
+    _trial(3, ("big", 1), ("small", 10), 0.62, "search"),
+]
+
+
+@pytest.fixture()
+def agent(embedded_server: str) -> AgentTTSProposer:
+    endpoint = AgentEndpoint(
+        base_url=embedded_server, model="smollm2", max_tokens=320, temperature=0.9, timeout_s=180
+    )
+    return AgentTTSProposer(ProposerSettings(seed=7, agent=endpoint))
+
+
+def test_one_agent_iteration_guidelines_then_parsed_validated_proposals(agent):
+    ctx = ProposalContext(task=TASK, archive=ARCHIVE, iteration=2, batch_size=3)
+    guide = agent.guidelines(ctx)
+    assert guide is not None and not guide.errors, guide.errors
+    assert guide.text.strip() and guide.usage.calls == 1
+    assert guide.usage.prompt_tokens > 200 and guide.usage.completion_tokens > 0
+
+    ctx.guidelines = guide.text
+    proposal = agent.propose(ctx)
+    assert proposal.usage.calls >= 1 and proposal.usage.prompt_tokens > 200
+    # Guided decoding makes the answer schema-valid; whatever it proposes, the screen decides.
+    assert proposal.configs, proposal.errors
+    screened = screen(TASK, proposal.configs, ARCHIVE)
+    assert len(screened.accepted) + len(screened.rejected) + len(screened.duplicates) == len(
+        proposal.configs
+    )
+    for config, reason in screened.rejected:
+        assert reason and TASK.config_problems(config)
+    for config in screened.accepted:
+        assert not TASK.config_problems(config) and TASK.cost(config) <= TASK.budget
+
+
+def test_preferences_are_checked_against_the_task(agent):
+    ctx = ProposalContext(task=TASK, archive=ARCHIVE, iteration=0, batch_size=3)
+    try:
+        prefs = agent.summarize_preferences(ctx)
+    except AgentError as e:  # a weak model may keep naming unknown models; bounded, then recorded
+        assert "no usable model preferences" in str(e)
+        return
+    assert prefs is not None and set(prefs.models) == {"retrieval", "qa"}
+    for stage, model in prefs.models.items():
+        assert model in TASK.stage(stage).model_names
