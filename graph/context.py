@@ -52,6 +52,10 @@ class Context:
     agent_temperature: float = field(
         default=0.9, metadata=_d("Sampling temperature of the agent (the paper uses 0.9).")
     )
+    agent_timeout_s: float = field(
+        default=120.0,
+        metadata=_d("Seconds one agent call may take before the endpoint counts as unreachable."),
+    )
     batch_size: int = field(default=10, metadata=_d("Configurations proposed per iteration."))
     max_iterations: int = field(default=10, metadata=_d("Stop after this many search iterations."))
     max_trials: int | None = field(
@@ -93,6 +97,8 @@ class Context:
         out: list[str] = []
         if split_variant(self.proposer)[0] not in PROPOSERS:
             out.append(f"unknown proposer {self.proposer!r} (known: {', '.join(PROPOSERS)})")
+        if self.agent_timeout_s <= 0:
+            out.append("agent_timeout_s must be positive")
         if self.batch_size < 1:
             out.append("batch_size must be at least 1")
         if self.max_iterations < 1:
@@ -118,6 +124,7 @@ class Context:
                 base_url=self.agent_base_url,
                 api_key_env=self.agent_api_key_env,
                 temperature=self.agent_temperature,
+                timeout_s=self.agent_timeout_s,
             ),
         )
 

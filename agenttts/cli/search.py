@@ -27,6 +27,7 @@ FLAGS = {
     "agent_base_url": "agent_base_url",
     "agent_key_env": "agent_api_key_env",
     "temperature": "agent_temperature",
+    "agent_timeout": "agent_timeout_s",
     "report_dir": "report_dir",
 }
 
@@ -68,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--agent-key-env", help="NAME of the variable holding the agent's key")
     p.add_argument("--temperature", type=float, help="agent temperature (default 0.9)")
+    p.add_argument(
+        "--agent-timeout", type=float, metavar="S", help="seconds per agent call (default 120)"
+    )
     p.add_argument("--report-dir", help="report folder root (default .agenttts/reports)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
