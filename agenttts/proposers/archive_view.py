@@ -25,7 +25,7 @@ def task_text(task: Task) -> str:
     lines = [f"Task: {task.name}" + (f" - {task.description.strip()}" if task.description else "")]
     lines.append(
         f"Budget: {task.budget:g} units per query. Cost of a stage running model M "
-        f"(parameters) with S samples: ((M / {M_UNIT:g}) * (Np + S * Nd) - {NP_UNIT}) / "
+        f"(parameters) with S samples: ((M / {M_UNIT / 1e9:g}e9) * (Np + S * Nd) - {NP_UNIT}) / "
         f"{ND_UNIT}, at least 0; a configuration's cost is the sum over its stages."
     )
     lines.append(f"Metric to maximise: {task.main_metric}. Stages, in pipeline order:")
