@@ -178,7 +178,7 @@ class EmbeddedServer:
         *,
         served_name: str = SERVED_NAME,
         max_model_len: int = 4096,
-        startup_timeout: float = 420.0,
+        startup_timeout: float = 900.0,
         log_path: Path | None = None,
         quiet: bool = True,
     ):

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--served-name", default="smollm2", help="model name the server answers to")
     p.add_argument("--max-model-len", type=int, default=4096)
     p.add_argument(
-        "--startup-timeout", type=float, default=420.0, help="seconds to wait for health"
+        "--startup-timeout", type=float, default=900.0, help="seconds to wait for health"
     )
     p.add_argument("--verbose", action="store_true", help="show vLLM's own log on the terminal")
     p.add_argument("--print-vllm", metavar="DEPLOYMENT", help="print vLLM commands and exit")
