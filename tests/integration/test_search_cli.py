@@ -93,3 +93,28 @@ def test_resume_with_other_search_settings_is_refused(tmp_path, task):
     out = agenttts(*common, "--proposer", "random")
     assert out.returncode == 2
     assert "proposer: the thread has 'insight', asked 'random'" in out.stderr
+
+
+def test_one_agent_iteration_end_to_end_on_the_embedded_server(tmp_path, task, embedded_server):
+    """The AgentTTS agent on a real local OpenAI-compatible server (vLLM CPU, SmolLM2): guidelines
+    asked for, proposals parsed and screened, accepted ones executed; whatever a 135M model gets
+    wrong is recorded, never a crash."""
+    db = str(tmp_path / "runs.sqlite")
+    out = agenttts(
+        "search", task, "--thread", "llm", "--db", db, "--proposer", "agenttts",
+        "--agent-base-url", embedded_server, "--max-iterations", "1", "--batch-size", "3",
+        "--agent-timeout", "280", "--report-dir", str(tmp_path / "rep"), "--quiet",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    state = json.loads(agenttts("show", "llm", "--db", db, "--json").stdout)
+    assert state["status"] == "finished"
+    assert state["stop_reason"] == "maximum iterations reached (1)"
+    assert state["agent_usage"]["calls"] >= 2  # preferences, guidelines, proposal (with re-asks)
+    assert state["agent_usage"]["completion_tokens"] > 0
+    failed_nodes = {f["node"] for f in state["agent_failures"] if f["iteration"] == 1}
+    assert state["guideline_log"] or "generate_guidelines" in failed_nodes
+    searched = [t for t in state["archive"] if t["iteration"] == 1]
+    for t in searched:  # every proposal that reached the archive was screened or executed
+        assert t["status"] in {"ok", "rejected"}
+        assert t["status"] == "ok" or t["error"]
+    assert searched or "propose_trials" in failed_nodes or state["empty_proposals"] > 0
