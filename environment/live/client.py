@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,7 @@ class EndpointStats:
     failures: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    busy_s: float = 0.0  # summed request durations: busy_s / wall time = achieved concurrency
     by_model: dict[str, int] = field(default_factory=dict)
 
 
@@ -138,12 +140,14 @@ class EndpointClient:
                     self.stats.by_model[model] = self.stats.by_model.get(model, 0) + 1
                     self.stats.in_flight += 1
                     self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+                    sent = time.perf_counter()
                     try:
                         resp = await self._client.chat.completions.create(
                             model=model, messages=list(messages), n=n, **params
                         )
                     finally:
                         self.stats.in_flight -= 1
+                        self.stats.busy_s += time.perf_counter() - sent
                 done = self._completion(resp, n)
                 done.attempts = attempt + 1
                 return done

@@ -44,7 +44,11 @@ def minilm_dir() -> Path:
 def _minilm():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a search's output
 
     return SentenceTransformer(str(minilm_dir()), device="cpu")
 
