@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from agenttts.environment.live.executor import EndpointUnreachable, LiveExecutor
-from agenttts.environment.task import Config, Task, parse_task
+from agenttts.environment.task import Config, Task, load_task, parse_task
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +34,10 @@ MAX_ATTEMPTS = 3
 
 
 class FaultServer:
-    def __init__(self) -> None:
+    def __init__(self, models: list[str] = MODELS) -> None:
+        self.models = list(models)
         self.counts: Counter[str] = Counter()
+        self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         server = self
 
@@ -57,14 +59,14 @@ class FaultServer:
                     self.wfile.write(data)  # a client that timed out has gone
 
             def do_GET(self) -> None:
-                self._send(
-                    200, {"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]}
-                )
+                data = [{"id": m, "object": "model"} for m in server.models]
+                self._send(200, {"object": "list", "data": data})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 model = body["model"]
                 with server.lock:
+                    server.bodies.append(body)
                     server.counts[model] += 1
                     seen = server.counts[model]
                 if model == "down500" or (model == "flaky500" and seen <= 2):
@@ -288,3 +290,39 @@ def test_concurrency_limit_is_reached_and_not_exceeded(server, tmp_path):
     ex = executor(task, tmp_path / "c.sqlite")
     run(ex, [cfg("stall", 1)])
     assert ex.peak == 2
+
+
+def test_the_paper_task_runs_unchanged_on_given_endpoints(tmp_path):
+    """tasks/paper-2wiki.yaml as shipped, with its deployment's URLs pointed at a live server."""
+    import yaml
+
+    paper = yaml.safe_load((TASKS / "paper-2wiki.yaml").read_text())
+    deployment = yaml.safe_load((TASKS / paper["deployment"]).read_text())
+    with FaultServer(list(deployment["models"])) as srv:
+        for entry in deployment["models"].values():
+            entry["base_url"] = srv.url
+        (tmp_path / "dep.yaml").write_text(yaml.safe_dump(deployment))
+        paper["deployment"] = "dep.yaml"
+        paper["data"]["path"] = str(TASKS / paper["data"]["path"])
+        paper["data"]["train_size"] = 2
+        (tmp_path / "paper.yaml").write_text(yaml.safe_dump(paper))
+        task = load_task(tmp_path / "paper.yaml")
+        ex = LiveExecutor(task, cache=str(tmp_path / "c.sqlite"))
+        config = Config.of(
+            {"retrieval": ("qwen2.5-7b-instruct", 3), "qa": ("llama-3.1-8b-instruct", 2)}
+        )
+        (res,) = run(ex, [config])
+    assert res.ok, res.error
+    assert srv.counts == Counter({"qwen2.5-7b-instruct": 2, "llama-3.1-8b-instruct": 2})
+    retrieval = next(b for b in srv.bodies if b["model"] == "qwen2.5-7b-instruct")
+    # no shortlist by default: the retriever sees every candidate; the paper's Nd caps generation
+    assert "[100]" in retrieval["messages"][-1]["content"]
+    assert (
+        retrieval["max_completion_tokens" if "max_completion_tokens" in retrieval else "max_tokens"]
+        == 128
+    )
+    assert retrieval["n"] == 3 and retrieval["temperature"] == 0.9
+    assert res.stages["retrieval"].nominal_cost == pytest.approx(
+        task.stage("retrieval").cost("qwen2.5-7b-instruct", 3)
+    )
+    assert res.measured_cost is not None and res.measured_cost > 0
