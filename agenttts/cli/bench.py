@@ -83,10 +83,15 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    from agenttts.graph.runner import RunError, RunStopped
+
     try:
         result = run_bench(settings, progress=progress)
-    except BenchError as e:
+    except (BenchError, RunError) as e:
         raise UserError(str(e)) from None
+    except RunStopped as e:  # the agent went away: finished runs are kept, the rest resume
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     paths = write_outputs(result, out)
     print(format_table(result))
     print(f"wrote {paths['json']}, {paths['markdown']} and {len(result['tasks'])} plot(s) in {out}")
