@@ -84,7 +84,9 @@ def _ranked(kind: str, question: str, passages: tuple[str, ...]) -> tuple[int, .
 
 def ranked(kind: str, question: str, passages: Sequence[str]) -> list[int]:
     """A retriever's ranking, memoised per process (deterministic; trials share it)."""
-    with _RANK_LOCK:  # one model in memory, one encode at a time
+    if kind != "embedding":
+        return list(_ranked(kind, question, tuple(passages)))
+    with _RANK_LOCK:  # one model in memory, one encode at a time (BM25 never waits for it)
         return list(_ranked(kind, question, tuple(passages)))
 
 
