@@ -144,7 +144,7 @@ def parse_answer(text: str) -> str | None:
     marks = list(re.finditer(r"answer\s*[:：]", text, re.IGNORECASE))
     tail = text[marks[-1].end() :] if marks else text
     for line in tail.splitlines():
-        line = line.strip().strip("*\"'` ").rstrip(".").strip()
+        line = line.strip().strip("*\"'` .")
         if line:
             return line
     return None

@@ -59,3 +59,32 @@ def test_vote_ids_skips_empty_selections():
 def test_first():
     assert first(["x", "y"]) == "x"
     assert first([]) is None
+
+
+# --- reading samples before they are aggregated (environment/live/pipelines.py) ----------------
+from agenttts.environment.live.pipelines import PromptTemplate, parse_answer, parse_ids  # noqa: E402
+
+
+def test_parse_ids_keeps_shown_numbers_in_order_without_repeats():
+    assert parse_ids("Passages 3, 1 and [3]; also 9 and 0.", shown=8, limit=5) == [3, 1]
+    assert parse_ids("1 2 3 4 5 6", shown=8, limit=4) == [1, 2, 3, 4]
+    assert parse_ids("none of them", shown=8, limit=4) == []
+
+
+def test_parse_answer_after_the_last_marker_else_first_line():
+    assert parse_answer("Let me think.\nAnswer: **Paris**.\n") == "Paris"
+    assert parse_answer("answer: x\nANSWER: Oslo") == "Oslo"
+    assert parse_answer("\n  Berlin.\nbecause ...") == "Berlin"
+    assert parse_answer("Answer:   ") is None
+
+
+def test_prompt_template_sections_and_fields(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("### system\nBe brief.\n### user\nQ: {question}\n{passages}\nJSON: {{x}}\n")
+    t = PromptTemplate.load(p)
+    assert t.fields() == {"question", "passages"}
+    msgs = t.messages(question="Who?", passages="[1] a {b}")
+    assert msgs == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Q: Who?\n[1] a {b}\nJSON: {x}"},
+    ]
