@@ -268,6 +268,10 @@ class SimulatedSurface:
         assert best is not None, "no feasible configuration"
         return Optimum(score=best[0], config=best[2], feasible=count, expected=best[3])
 
+    def count_at_least(self, threshold: float, split: Split = "train") -> int:
+        """How many feasible configurations score at least `threshold` (the optimum's basin)."""
+        return sum(int((scores >= threshold - 1e-12).sum()) for *_, scores in self._sweep(split))
+
     def _decode(self, m: list[np.ndarray], s: list[np.ndarray], i: int) -> Config:
         return Config.of(
             {st.name: (st.models[int(m[k][i])], int(s[k][i])) for k, st in enumerate(self.stages)}

@@ -85,6 +85,7 @@ class Optimum:
     feasible: int
     test_score: float | None
     source: str
+    targets: int  # feasible configurations within the tolerance of the optimum
 
 
 @dataclass
@@ -118,8 +119,9 @@ def resolve_task(ref: str) -> Path:
     return Path(resolve_task_path(ref))
 
 
-def exhaustive_optimum(task: Task) -> Optimum:
-    """The best training score over every feasible configuration, and its test score."""
+def exhaustive_optimum(task: Task, tolerance: float = 0.0) -> Optimum:
+    """The best training score over every feasible configuration, its test score, and how many
+    configurations count as reaching it (within `tolerance`)."""
     executor = make_executor(task)
     if hasattr(executor, "optimum"):  # the simulated executor sweeps its space vectorised
         best = executor.optimum("train")
@@ -130,6 +132,7 @@ def exhaustive_optimum(task: Task) -> Optimum:
             feasible=best.feasible,
             test_score=test.metrics.get(task.main_metric),
             source="vectorised sweep of the simulated surface",
+            targets=executor.surface.count_at_least(best.score - tolerance),
         )
     count = task.count_feasible()
     if count > ENUMERATE_LIMIT:
@@ -156,6 +159,11 @@ def exhaustive_optimum(task: Task) -> Optimum:
         feasible=count,
         test_score=test.metrics.get(task.main_metric) if test.ok else None,
         source=f"every feasible configuration run through the {task.environment.kind} executor",
+        targets=sum(
+            1
+            for r in results
+            if r.metrics[task.main_metric] >= top.metrics[task.main_metric] - tolerance - 1e-12
+        ),
     )
 
 
@@ -300,7 +308,7 @@ def run_bench(
     records: list[RunRecord] = []
     for ref, path in paths.items():
         task = load_task(path)
-        optimum = exhaustive_optimum(task)
+        optimum = exhaustive_optimum(task, settings.tolerance)
         tasks[task.name] = {"file": str(path), "budget": task.budget, **asdict(optimum)}
         for method in methods:
             for seed in settings.seeds:

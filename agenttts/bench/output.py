@@ -104,11 +104,17 @@ def format_table(result: Mapping[str, Any]) -> str:
         )
     )
     sizes = [
-        f"{name}: {t['feasible']} feasible, optimum {_num(t['score'])} at "
+        f"{name}: {t['feasible']} feasible, {t['targets']} within the tolerance of the optimum "
+        f"(uniform draws need ~{t['feasible'] / max(1, t['targets']):.0f} on average); optimum "
+        f"{_num(t['score'])} at "
         + " | ".join(f"{k}={v['model']}x{v['samples']}" for k, v in t["config"].items())
         for name, t in result["tasks"].items()
     ]
-    lines += ["", "Tasks:", *[f"- {s}" for s in sizes]]
+    lines += [
+        "",
+        "Tasks (the optimum's basin sets how hard 'reaching' is):",
+        *[f"- {s}" for s in sizes],
+    ]
     return "\n".join(lines) + "\n"
 
 

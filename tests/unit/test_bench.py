@@ -61,6 +61,7 @@ def test_bench_end_to_end_measures_against_the_exhaustive_optimum_and_resumes(tm
     result = run_bench(s)
     (task,) = result["tasks"].values()
     assert task["feasible"] <= 40  # small enough that grid must enumerate it all
+    assert 1 <= task["targets"] <= task["feasible"]
     runs = result["runs"]
     assert len(runs) == 4 and {r["method"] for r in runs} == {"grid", "random"}
     for r in runs:

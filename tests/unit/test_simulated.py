@@ -105,6 +105,9 @@ def test_vectorised_optimum_equals_scoring_every_feasible_config_one_by_one():
     assert opt.score == pytest.approx(best)
     at_best = [r.config for r in results if r.metrics["acc"] == best]
     assert opt.config in at_best
+    assert ex.surface.count_at_least(best) == len(at_best)
+    near = sum(r.metrics["acc"] >= best - 0.1 for r in results)
+    assert ex.surface.count_at_least(best - 0.1) == near > len(at_best)
     assert task.cost(opt.config) == pytest.approx(min(task.cost(c) for c in at_best))
 
 
