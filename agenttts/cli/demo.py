@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from agenttts.cli.main import UserError
@@ -123,7 +124,7 @@ def _search(args: argparse.Namespace, thread: str, started: float) -> int:
             print(f"  test  {_metrics(test.get('metrics') or {})}")
     report = values.get("report") or {}
     if report:
-        print(f"report: {report.get('markdown')}")
+        print(f"report: {Path(report['markdown']).resolve()}")
     print("(SmolLM2-135M scores low; point tasks/paper-2wiki.yaml at real vLLM endpoints for the "
           "paper's setting.)")  # fmt: skip
     return 0
