@@ -104,12 +104,14 @@ def main() -> None:
             "configured", "achieved", "peak", "requests", "req/s", "tok/s",
             "first run s", "cached re-run s", "re-run calls",
         )  # fmt: skip
-        print("  ".join(f"{h:>10}" for h in head))
+        widths = [max(10, len(h)) for h in head]
+        print("  ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
         for r in rows:
-            print(
-                f"{r[0]:>10}  {r[1]:>10.2f}  {r[2]:>10}  {r[3]:>10}  {r[4]:>10.2f}  {r[5]:>10.1f}  "
-                f"{r[6]:>10.2f}  {r[7]:>10.3f}  {r[8]:>10}"
-            )
+            cells = [
+                str(r[0]), f"{r[1]:.2f}", str(r[2]), str(r[3]), f"{r[4]:.2f}", f"{r[5]:.1f}",
+                f"{r[6]:.2f}", f"{r[7]:.3f}", str(r[8]),
+            ]  # fmt: skip
+            print("  ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
     finally:
         if server is not None:
             server.stop()
