@@ -98,3 +98,35 @@ def test_cli_bench_unknown_task_exits_2(tmp_path, capsys):
     code = main(["bench", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "no such task file" in capsys.readouterr().err
+
+
+def test_llm_method_runs_in_the_bench_with_its_agent_cost_counted(tmp_path):
+    """AgentHPO through the graph against a real local HTTP server with canned answers."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
+    from canned_server import Reply, canned_server
+
+    def reply(k: int) -> Reply:
+        configs = [
+            {"stages": [{"stage": "a", "model": "s", "samples": k},
+                        {"stage": "b", "model": "s", "samples": j}]}
+            for j in (1, 2)
+        ]  # fmt: skip
+        return Reply(json.dumps({"configs": configs, "rationale": f"round {k}"}))
+
+    with canned_server([reply(k) for k in range(1, 6)]) as srv:
+        s = settings(
+            tmp_path,
+            methods=["agenthpo"],
+            seeds=[0],
+            max_trials=6,
+            batch_size=2,
+            agent={"agent_base_url": srv.url, "agent_model": "canned"},
+        )
+        result = run_bench(s)
+    (run,) = result["runs"]
+    assert run["trials"] == 6 and run["agent_calls"] == 3 == len(srv.requests)
+    assert run["agent_prompt_tokens"] == 300 and run["agent_completion_tokens"] == 60
+    assert run["environment_calls"] == 7  # six trials and the test-split run of the best
