@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -218,6 +217,29 @@ def default_runner() -> Runner:
     return run_search
 
 
+def timeline(db: Path, thread: str) -> list[tuple[int, float]]:
+    """(executed trials, seconds since the run started) at each checkpoint, oldest first, from the
+    checkpoints' own timestamps: the same numbers whether the run happened now or is read back."""
+    from datetime import datetime
+
+    from agenttts.graph.graph import make_graph
+    from agenttts.graph.runner import open_checkpointer, thread_config
+
+    with open_checkpointer(db, create=False) as saver:
+        history = list(make_graph(saver).get_state_history(thread_config(thread)))
+    out: list[tuple[int, float]] = []
+    start: datetime | None = None
+    for snap in reversed(history):
+        if not snap.created_at:
+            continue
+        at = datetime.fromisoformat(snap.created_at)
+        start = start or at
+        archive = (snap.values or {}).get("archive") or []
+        done = sum(1 for t in archive if t.get("status") != "rejected" and t.get("phase") != "test")
+        out.append((done, (at - start).total_seconds()))
+    return out
+
+
 def run_one(
     task_path: Path,
     task: Task,
@@ -241,32 +263,18 @@ def run_one(
         "report_dir": str(settings.database.parent / "runs"),  # per-run reports beside the db
         **dict(settings.agent),
     }
-    marks: list[tuple[int, float]] = []  # (executed trials so far, seconds) after each batch
-    executed = 0
-    start = time.perf_counter()
-
-    def on_event(node: str, update: Mapping[str, Any]) -> None:
-        nonlocal executed
-        added = [t for t in update.get("archive") or [] if t.get("status") != "rejected"]
-        added = [t for t in added if t.get("phase") != "test"]
-        if added:
-            executed += len(added)
-            marks.append((executed, time.perf_counter() - start))
-
     outcome = runner(
         str(task_path),
         thread,
         settings.database,
         overrides,
-        on_event=on_event,
     )
-    wall = time.perf_counter() - start
     trials: list[Trial] = outcome.trials
     curve = best_so_far(trials)[: settings.max_trials]
     hit = reach(curve, optimum.score, settings.tolerance)
-    seconds = None
-    if hit is not None and marks:
-        seconds = next((s for n, s in marks if n >= hit), None)
+    marks = timeline(settings.database, thread)
+    wall = marks[-1][1] if marks else 0.0
+    seconds = next((t for n, t in marks if n >= hit), None) if hit is not None else None
     values = outcome.values
     usage = values.get("agent_usage") or {}
     best = outcome.best

@@ -84,6 +84,14 @@ def test_bench_end_to_end_measures_against_the_exhaustive_optimum_and_resumes(tm
     again = run_bench(s)  # same database: finished threads are read back, nothing re-runs
     assert all(r["resumed"] for r in again["runs"])
     assert [r["curve"] for r in again["runs"]] == [r["curve"] for r in runs]
+    # Times come from the checkpoints: a read-back reports what the run measured.
+    assert [r["seconds_to_optimum"] for r in again["runs"]] == [
+        r["seconds_to_optimum"] for r in runs
+    ]
+    assert [r["wall_s"] for r in again["runs"]] == [r["wall_s"] for r in runs]
+    for r in runs:
+        if r["trials_to_optimum"] is not None:
+            assert 0 <= r["seconds_to_optimum"] <= r["wall_s"]
 
 
 def test_ablation_variants_parse_and_bad_requests_fail_before_any_run(tmp_path):
