@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from agenttts.environment.budget import TokenUsage, measured_stage_budget
 from agenttts.environment.live.executor import EndpointUnreachable, LiveExecutor
 from agenttts.environment.task import Config, Task, load_task, parse_task
 
@@ -326,3 +327,24 @@ def test_the_paper_task_runs_unchanged_on_given_endpoints(tmp_path):
         task.stage("retrieval").cost("qwen2.5-7b-instruct", 3)
     )
     assert res.measured_cost is not None and res.measured_cost > 0
+
+
+def test_fuse_aggregator_calls_are_counted_in_the_stage_cost(server, tmp_path):
+    task = make_task(server.url, ["ok"])
+    task.stage("qa").aggregator = "fuse"
+    task.stage("qa").model("ok").params = 70e9  # large enough that measured cost is not floored
+    cache = tmp_path / "c.sqlite"
+    (single,) = run(executor(task, cache), [cfg("ok", 1)])
+    (fused,) = run(executor(task, cache), [cfg("ok", 3)])
+    assert single.ok and fused.ok, fused.error
+    # S=1 needs no fuser; S=3: per item one n=2 request (samples 1, 2) and one fuser call
+    assert single.stages["qa"].calls == 2
+    assert fused.stages["qa"].calls == 2 + 2
+    fuse_bodies = [b for b in server.bodies if "Candidate answers" in b["messages"][-1]["content"]]
+    assert len(fuse_bodies) == 2
+    assert all(b["temperature"] == 0.0 and b["n"] == 1 for b in fuse_bodies)
+    # the fuser's tokens are in the stage: 2 sample prompts + 2 fuser prompts, 50 tokens each
+    assert fused.stages["qa"].prompt_tokens == 4 * 50
+    plain = task.stage("qa").model("ok")
+    samples_only = measured_stage_budget(TokenUsage(2, 100, 24, 6, 2), plain.params, 3)
+    assert fused.stages["qa"].measured_cost > samples_only
