@@ -220,6 +220,7 @@ class EmbeddedServer:
             stderr=subprocess.STDOUT if self.quiet else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # own process group: stop() takes the engine workers too
+            preexec_fn=_die_with_parent if _in_main_thread() else None,
         )
         _LIVE.add(self)
         try:
@@ -259,6 +260,23 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies, even by SIGKILL (Linux).
+
+    The server has its own session (so Ctrl-C in a terminal reaches it only through stop()), so
+    without this a killed parent would leave it running. Only set when started from the main
+    thread: the kernel ties it to the thread that forked, and a worker thread may end early.
+    """
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 _LIVE: set[EmbeddedServer] = set()
@@ -301,6 +319,8 @@ def embedded_base_url(*, start: bool = False) -> str:
                 "the deployment names the embedded server, but none is running: start one with "
                 f"`agenttts serve` and export {ENV_URL}=<its URL>, or run `agenttts demo`"
             )
+        if _in_main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            stop_on_sigterm()  # so a plain `kill` of this process still stops the server
         _SHARED = EmbeddedServer().start()
         return _SHARED.base_url
 

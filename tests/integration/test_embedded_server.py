@@ -99,3 +99,39 @@ def test_serve_starts_answers_and_cleans_up_on_sigterm():
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_server_child_dies_with_its_killed_parent(tmp_path):
+    """The mechanism the embedded server relies on when its parent is SIGKILLed (no cleanup ran)."""
+    pidfile = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "from agenttts.environment.embedded import _die_with_parent\n"
+            "p = subprocess.Popen(['sleep', '300'], start_new_session=True, "
+            "preexec_fn=_die_with_parent)\n"
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+            "time.sleep(300)\n",
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pidfile.read_text())
+    os.kill(child, 0)  # alive, in its own session
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    gone = False
+    while time.monotonic() < deadline and not gone:
+        try:
+            os.kill(child, 0)
+            # a zombie re-parented to init counts as gone once reaped; check its state
+            with open(f"/proc/{child}/stat") as f:
+                gone = f.read().split()[2] == "Z"
+        except (ProcessLookupError, FileNotFoundError):
+            gone = True
+        time.sleep(0.1)
+    assert gone
