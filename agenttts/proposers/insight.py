@@ -20,6 +20,7 @@ what an uninterrupted one would.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -97,6 +98,27 @@ def preferred_models(task: Task, archive: Sequence[Trial]) -> tuple[dict[str, st
         listed = ", ".join(f"{m}={s:.3f}" for m, s in sorted(scores.items(), key=lambda x: -x[1]))
         notes.append(f"{stage}: {choice} (scores {listed}; larger must win by > {margin:.3f})")
     return prefs, "; ".join(notes)
+
+
+def model_options(
+    task: Task, archive: Sequence[Trial], prefs: dict[str, str], limit: int = 2
+) -> dict[str, list[str]]:
+    """Per stage, the models worth starting from: the preferred one, then any other whose initial
+    score is within one training item of the best (a tie on a coarse split is no evidence)."""
+    margin = clear_margin(task)
+    scores = init_scores(task, archive)
+    out: dict[str, list[str]] = {}
+    for stage in task.stages:
+        first = prefs.get(stage.name)
+        if first is None:
+            out[stage.name] = [stage.largest_model().name]
+            continue
+        own = scores.get(stage.name, {})
+        top = max(own.values(), default=0.0)
+        tied = [m for m, v in own.items() if m != first and v >= top - margin + 1e-12]
+        tied.sort(key=lambda m: (-own[m], -(stage.model(m).params or 0.0), m))
+        out[stage.name] = [first, *tied][:limit]
+    return out
 
 
 def ranked_models(
@@ -285,6 +307,60 @@ def candidate_moves(
     return _interleave(ordered, swaps) if flat or 1 in no else ordered + swaps
 
 
+def start_configs(task: Task, options: dict[str, list[str]], limit: int = 4) -> list[Config]:
+    """The preferred models combined at their budget shares, then the same with one (then more)
+    stages on a tied runner-up model: a tie on a coarse split is settled by trying both."""
+    names = task.stage_names
+    combos = list(itertools.product(*(range(len(options[n])) for n in names)))
+    combos.sort(key=lambda c: (sum(1 for i in c if i), c))
+    out: list[Config] = []
+    for combo in combos:
+        cfg = combined_start(task, {n: options[n][i] for n, i in zip(names, combo, strict=True)})
+        if cfg not in out:
+            out.append(cfg)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def joint_scales(task: Task, center: Config, peaked: bool) -> list[Move]:
+    """Every stage's S scaled together (insight 2: budget shares often overshoot every stage's
+    peak at once; halving all is one trial where per-stage bisection needs one per stage)."""
+    out: list[Move] = []
+    factors = (0.5, 0.25) if peaked else ()
+    for f in factors:
+        cfg = Config.of(
+            {
+                st.name: (
+                    center[st.name].model,
+                    max(1, min(st.max_samples, round(center[st.name].samples * f))),
+                )
+                for st in task.stages
+            }
+        )
+        if cfg != center and task.cost(cfg) <= task.budget + 1e-9:
+            out.append(Move(cfg, 2, f"every stage's S x{f:g}"))
+    return out
+
+
+def top_centers(task: Task, trials: Sequence[Trial], limit: int = 3) -> list[Config]:
+    """The distinct configurations at the best search score: on a coarse split a tie is a
+    plateau, and the optimum is as likely near any of its members."""
+    pool = [t for t in scored(trials) if t.phase == "search"]
+    if not pool:
+        return []
+    top = max(t.score or 0.0 for t in pool)
+    tied = [t for t in pool if (t.score or 0.0) >= top - 1e-9]
+    tied.sort(key=lambda t: (-task.cost(t.config), t.trial_id))
+    out: list[Config] = []
+    for t in tied:
+        if t.config not in out:
+            out.append(t.config)
+        if len(out) >= limit:
+            break
+    return out
+
+
 def _interleave(a: Sequence[Move], b: Sequence[Move]) -> list[Move]:
     out: list[Move] = []
     for k in range(max(len(a), len(b))):
@@ -386,7 +462,7 @@ class InsightProposer(Proposer):
 
     def propose(self, ctx: ProposalContext) -> Proposal:
         task, trials = ctx.task, ctx.archive
-        start, center, flat, prefs = self._plan(ctx)
+        _, center, flat, prefs = self._plan(ctx)
         no = self.settings.no_insights
         seen = set(archived_keys(trials)) | {
             t.config.key() for t in trials if t.status == "rejected"
@@ -401,9 +477,18 @@ class InsightProposer(Proposer):
             picked.append(cfg)
             reasons.append(why)
 
-        take(start, "preferred models combined at their budget shares")
-        for move in candidate_moves(task, trials, center, prefs, no, flat):
-            take(move.config, move.why)
+        starts = start_configs(task, model_options(task, trials, prefs))
+        centers = top_centers(task, trials) or starts
+        for cfg in starts:
+            take(cfg, "preferred models combined at their budget shares")
+        per_center = [
+            joint_scales(task, c, 2 not in no) + candidate_moves(task, trials, c, prefs, no, flat)
+            for c in centers
+        ]
+        for k in range(max((len(m) for m in per_center), default=0)):
+            for moves in per_center:
+                if k < len(moves):
+                    take(moves[k].config, moves[k].why)
         if len(picked) < ctx.batch_size:
             rng = random.Random(f"{self.settings.seed}:{ctx.iteration}:{center.key()}")
             for cfg in neighbourhood(task, center, rng):
