@@ -26,6 +26,8 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from agenttts.archive import Trial, archived_keys, best_trial, scored
 from agenttts.environment.task import Config, Stage, Task
 from agenttts.proposers.base import (
@@ -343,6 +345,90 @@ def joint_scales(task: Task, center: Config, peaked: bool) -> list[Move]:
     return out
 
 
+def fill_moves(task: Task, center: Config, trade: bool) -> list[Move]:
+    """Leftover budget spent on one stage at a time (its S raised to what the rest leaves): the
+    optimum usually spends the whole budget (insight 3: where the budget goes is the question)."""
+    if not trade:
+        return []
+    out: list[Move] = []
+    for st in task.stages:
+        sc = center[st.name]
+        top = min(st.max_samples, max_samples_given(task, center, st, sc.model))
+        if top > sc.samples:
+            cfg = with_stage(center, st.name, sc.model, top)
+            out.append(Move(cfg, 3, f"{st.name}: S {sc.samples}->{top} spends the leftover budget"))
+    return out
+
+
+def _features(x: np.ndarray, cross: bool) -> np.ndarray:
+    """Quadratic design in log S: 1, x_i, x_i^2 and (with interdependence) x_i * x_j."""
+    cols = [np.ones(len(x)), *x.T, *(x.T**2)]
+    if cross:
+        k = x.shape[1]
+        cols += [x[:, i] * x[:, j] for i in range(k) for j in range(i + 1, k)]
+    return np.stack(cols, axis=1)
+
+
+def surrogate_moves(
+    task: Task, trials: Sequence[Trial], combos: Sequence[Config], trade: bool, limit: int = 4
+) -> list[Move]:
+    """Insight 2 as a response surface: per model combination, the score is fitted as a concave-
+    shaped quadratic in each stage's log S (with cross terms when stages interdepend, insight 3),
+    and the best unseen configurations within budget under that fit are proposed. A coarse
+    training split scores in whole items, so neighbouring configurations tie; the fit reads the
+    trend through the ties and points inside the plateau, where single probes see nothing."""
+    names = task.stage_names
+    seen = {t.config.key() for t in trials}
+    out: list[Move] = []
+    for combo in combos:
+        models = [combo[n].model for n in names]
+        rows = [
+            t
+            for t in scored(trials)
+            if all(t.config[n].model == m for n, m in zip(names, models, strict=True))
+        ]
+        x = np.log([[t.config[n].samples for n in names] for t in rows], dtype=float)
+        if len(rows) < 2 * len(names) + 2:
+            continue
+        design = _features(x.reshape(len(rows), len(names)), trade)
+        if len(rows) < design.shape[1] + 1:
+            continue
+        y = np.array([t.score or 0.0 for t in rows])
+        reg = 1e-3 * np.eye(design.shape[1])
+        reg[0, 0] = 0.0
+        coef = np.linalg.solve(design.T @ design + reg, design.T @ y)
+        grids = []
+        for n, m in zip(names, models, strict=True):
+            st = task.stage(n)
+            cap = st.max_samples
+            values = sorted(
+                set(range(1, min(cap, 16) + 1))
+                | {round(float(v)) for v in np.geomspace(1, cap, 48)}
+            )
+            grids.append((np.array(values), np.array([st.cost(m, v) for v in values])))
+        mesh = np.meshgrid(*(g[0] for g in grids), indexing="ij")
+        cost = sum(np.meshgrid(*(g[1] for g in grids), indexing="ij"))
+        s_all = np.stack([m.ravel() for m in mesh], axis=1)
+        ok = cost.ravel() <= task.budget + 1e-9
+        s_ok = s_all[ok]
+        if not len(s_ok):
+            continue
+        pred = _features(np.log(s_ok.astype(float)), trade) @ coef
+        taken = 0
+        for i in np.argsort(-pred, kind="stable"):
+            cfg = Config.of(
+                {n: (m, int(v)) for n, m, v in zip(names, models, s_ok[i], strict=True)}
+            )
+            if cfg.key() in seen:
+                continue
+            seen.add(cfg.key())
+            out.append(Move(cfg, 2, f"response surface of {combo.short()} peaks here"))
+            taken += 1
+            if taken >= limit:
+                break
+    return out
+
+
 def top_centers(task: Task, trials: Sequence[Trial], limit: int = 3) -> list[Config]:
     """The distinct configurations at the best search score: on a coarse split a tie is a
     plateau, and the optimum is as likely near any of its members."""
@@ -481,8 +567,13 @@ class InsightProposer(Proposer):
         centers = top_centers(task, trials) or starts
         for cfg in starts:
             take(cfg, "preferred models combined at their budget shares")
+        if 2 not in no:
+            for move in surrogate_moves(task, trials, centers[:2], 3 not in no):
+                take(move.config, move.why)
         per_center = [
-            joint_scales(task, c, 2 not in no) + candidate_moves(task, trials, c, prefs, no, flat)
+            fill_moves(task, c, 3 not in no)
+            + joint_scales(task, c, 2 not in no)
+            + candidate_moves(task, trials, c, prefs, no, flat)
             for c in centers
         ]
         for k in range(max((len(m) for m in per_center), default=0)):
