@@ -325,11 +325,14 @@ def start_configs(task: Task, options: dict[str, list[str]], limit: int = 4) -> 
     return out
 
 
-def joint_scales(task: Task, center: Config, peaked: bool) -> list[Move]:
+def joint_scales(
+    task: Task, center: Config, peaked: bool, factors: Sequence[float] = (0.5, 0.25)
+) -> list[Move]:
     """Every stage's S scaled together (insight 2: budget shares often overshoot every stage's
     peak at once; halving all is one trial where per-stage bisection needs one per stage)."""
     out: list[Move] = []
-    factors = (0.5, 0.25) if peaked else ()
+    if not peaked:
+        return out
     for f in factors:
         cfg = Config.of(
             {
@@ -398,12 +401,16 @@ def surrogate_moves(
         reg[0, 0] = 0.0
         coef = np.linalg.solve(design.T @ design + reg, design.T @ y)
         grids = []
-        for n, m in zip(names, models, strict=True):
+        for k, (n, m) in enumerate(zip(names, models, strict=True)):
             st = task.stage(n)
             cap = st.max_samples
+            # Trust region: a quadratic is read only where this combination has been observed.
+            lo, hi = float(np.exp(x[:, k].min())), float(np.exp(x[:, k].max()))
             values = sorted(
-                set(range(1, min(cap, 16) + 1))
+                v
+                for v in set(range(1, min(cap, 16) + 1))
                 | {round(float(v)) for v in np.geomspace(1, cap, 48)}
+                if lo - 1e-9 <= v <= hi + 1e-9
             )
             grids.append((np.array(values), np.array([st.cost(m, v) for v in values])))
         mesh = np.meshgrid(*(g[0] for g in grids), indexing="ij")
@@ -437,7 +444,7 @@ def top_centers(task: Task, trials: Sequence[Trial], limit: int = 3) -> list[Con
         return []
     top = max(t.score or 0.0 for t in pool)
     tied = [t for t in pool if (t.score or 0.0) >= top - 1e-9]
-    tied.sort(key=lambda t: (-task.cost(t.config), t.trial_id))
+    tied.sort(key=lambda t: t.trial_id)  # earliest first: starts and structured moves
     out: list[Config] = []
     for t in tied:
         if t.config not in out:
@@ -574,6 +581,7 @@ class InsightProposer(Proposer):
             fill_moves(task, c, 3 not in no)
             + joint_scales(task, c, 2 not in no)
             + candidate_moves(task, trials, c, prefs, no, flat)
+            + joint_scales(task, c, 2 not in no, factors=(0.71,))
             for c in centers
         ]
         for k in range(max((len(m) for m in per_center), default=0)):
