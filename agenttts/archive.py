@@ -9,34 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from agenttts.environment.executor import StageReport, TrialResult
+from agenttts.environment.executor import TrialResult
 from agenttts.environment.task import Config, Task
 
 Status = Literal["ok", "failed", "rejected"]
 Phase = Literal["init", "search", "test"]
 
 
-class Trial(BaseModel):
+class Trial(TrialResult):
+    """An executor's result plus the search's bookkeeping: who proposed it, when, and its fate."""
+
     trial_id: int
     iteration: int
     phase: Phase = "search"
     proposer: str
-    config: Config
     status: Status
-    split: str = "train"
-    metrics: dict[str, float] = Field(default_factory=dict)
+    split: str = "train"  # a rejected proposal never ran on any split
     score: float | None = None
-    nominal_cost: float = 0.0
-    measured_cost: float | None = None
-    stages: dict[str, StageReport] = Field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    calls: int = 0
-    wall_time_s: float = 0.0
-    error: str | None = None
-    source: str | None = None
     rationale: str | None = None
 
     @classmethod
@@ -51,26 +40,14 @@ class Trial(BaseModel):
         phase: Phase = "search",
         rationale: str | None = None,
     ) -> Trial:
-        score = result.metrics.get(task.main_metric) if result.ok else None
         return cls(
+            **dict(result),
             trial_id=trial_id,
             iteration=iteration,
             phase=phase,
             proposer=proposer,
-            config=result.config,
             status="ok" if result.ok else "failed",
-            split=result.split,
-            metrics=result.metrics,
-            score=score,
-            nominal_cost=result.nominal_cost,
-            measured_cost=result.measured_cost,
-            stages=result.stages,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            calls=result.calls,
-            wall_time_s=result.wall_time_s,
-            error=result.error,
-            source=result.source,
+            score=result.metrics.get(task.main_metric) if result.ok else None,
             rationale=rationale,
         )
 
