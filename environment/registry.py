@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from agenttts.environment.executor import Executor
 from agenttts.environment.task import Task
+from agenttts.plugins import load_named
 
 EXECUTORS: dict[str, str] = {
     "grid": "agenttts.environment.replay_grid:GridReplayExecutor",
@@ -21,14 +21,7 @@ class UnknownExecutor(ValueError):
 
 
 def executor_class(kind: str) -> type[Executor]:
-    try:
-        target = EXECUTORS[kind]
-    except KeyError:
-        raise UnknownExecutor(
-            f"unknown environment kind {kind!r} (known: {', '.join(EXECUTORS)})"
-        ) from None
-    module, _, attr = target.partition(":")
-    return getattr(import_module(module), attr)
+    return load_named(EXECUTORS, kind, "environment kind", UnknownExecutor)
 
 
 def make_executor(task: Task, **overrides: Any) -> Executor:

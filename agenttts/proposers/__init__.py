@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from importlib import import_module
 
+from agenttts.plugins import load_named
 from agenttts.proposers.base import Proposer, ProposerSettings
 
 PROPOSERS: dict[str, str] = {
@@ -37,15 +37,7 @@ def split_variant(name: str) -> tuple[str, frozenset[int]]:
 
 
 def proposer_class(name: str) -> type[Proposer]:
-    name = split_variant(name)[0]
-    try:
-        target = PROPOSERS[name]
-    except KeyError:
-        raise UnknownProposer(
-            f"unknown proposer {name!r} (known: {', '.join(PROPOSERS)})"
-        ) from None
-    module, _, attr = target.partition(":")
-    return getattr(import_module(module), attr)
+    return load_named(PROPOSERS, split_variant(name)[0], "proposer", UnknownProposer)
 
 
 def make_proposer(name: str, settings: ProposerSettings | None = None) -> Proposer:

@@ -1,0 +1,17 @@
+"""Name -> class registries that import lazily (a replay run never imports the live stack)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import import_module
+from typing import Any
+
+
+def load_named(registry: Mapping[str, str], name: str, what: str, error: type[Exception]) -> Any:
+    """Import `registry[name]` ("module:attr"); an unknown name raises `error` listing the known."""
+    try:
+        target = registry[name]
+    except KeyError:
+        raise error(f"unknown {what} {name!r} (known: {', '.join(registry)})") from None
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
