@@ -270,6 +270,11 @@ class Task(BaseModel):
                     f"stage {s.name!r}: unknown model {sc.model!r} "
                     f"(choices: {', '.join(s.model_names)})"
                 )
+            elif s.model(sc.model).kind != "llm" and sc.samples != 1:
+                problems.append(
+                    f"stage {s.name!r}: {sc.model!r} is not an LLM and runs once "
+                    "(samples must be 1)"
+                )
             elif not 1 <= sc.samples <= s.max_samples:
                 problems.append(
                     f"stage {s.name!r}: samples {sc.samples} outside 1..{s.max_samples}"

@@ -56,6 +56,10 @@ class Context:
         default=120.0,
         metadata=_d("Seconds one agent call may take before the endpoint counts as unreachable."),
     )
+    agent_max_tokens: int = field(
+        default=1024,
+        metadata=_d("Most tokens one agent answer may hold: caps the agent's own cost and time."),
+    )
     batch_size: int = field(default=10, metadata=_d("Configurations proposed per iteration."))
     max_iterations: int = field(default=10, metadata=_d("Stop after this many search iterations."))
     max_trials: int | None = field(
@@ -99,6 +103,8 @@ class Context:
             out.append(f"unknown proposer {self.proposer!r} (known: {', '.join(PROPOSERS)})")
         if self.agent_timeout_s <= 0:
             out.append("agent_timeout_s must be positive")
+        if self.agent_max_tokens < 16:
+            out.append("agent_max_tokens must be at least 16")
         if self.batch_size < 1:
             out.append("batch_size must be at least 1")
         if self.max_iterations < 1:
@@ -125,6 +131,7 @@ class Context:
                 api_key_env=self.agent_api_key_env,
                 temperature=self.agent_temperature,
                 timeout_s=self.agent_timeout_s,
+                max_tokens=self.agent_max_tokens,
             ),
         )
 

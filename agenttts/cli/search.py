@@ -28,6 +28,7 @@ FLAGS = {
     "agent_key_env": "agent_api_key_env",
     "temperature": "agent_temperature",
     "agent_timeout": "agent_timeout_s",
+    "agent_max_tokens": "agent_max_tokens",
     "report_dir": "report_dir",
 }
 
@@ -71,6 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, help="agent temperature (default 0.9)")
     p.add_argument(
         "--agent-timeout", type=float, metavar="S", help="seconds per agent call (default 120)"
+    )
+    p.add_argument(
+        "--agent-max-tokens", type=int, metavar="N", help="tokens per agent answer (default 1024)"
     )
     p.add_argument("--report-dir", help="report folder root (default .agenttts/reports)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -206,3 +206,31 @@ def test_split_with_fewer_items_than_sizes():
     train, test = task.split_items(items, "train"), task.split_items(items, "test")
     assert len(train) == 5 and len(test) == 2
     assert sorted(train + test) == items
+
+
+def test_non_llm_choice_runs_once():
+    """A retriever without samples would be the same trial under another key: S must be 1."""
+    task = parse_task(
+        {
+            "name": "t",
+            "budget": 100,
+            "metrics": ["f1"],
+            "main_metric": "f1",
+            "environment": {"kind": "grid"},
+            "stages": [
+                {
+                    "name": "retrieval",
+                    "prompt_tokens": 2048,
+                    "gen_tokens": 128,
+                    "models": [
+                        {"name": "bm25", "kind": "bm25", "fixed_cost": 0.01},
+                        {"name": "big", "params": 3e9},
+                    ],
+                }
+            ],
+        }
+    )
+    assert task.config_problems(Config.of({"retrieval": ("bm25", 1)})) == []
+    [problem] = task.config_problems(Config.of({"retrieval": ("bm25", 8)}))
+    assert "'bm25' is not an LLM and runs once" in problem
+    assert task.config_problems(Config.of({"retrieval": ("big", 2)})) == []
