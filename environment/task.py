@@ -415,21 +415,24 @@ def load_task(path: str | Path, *, check_environment: bool = True) -> Task:
     return task
 
 
+def bundled_tasks() -> dict[str, Path]:
+    """Task files shipped with agenttts by name: tasks/*.yaml and one folder down (simulated/),
+    deployment files excepted."""
+    from importlib.resources import files
+
+    root = Path(str(files("agenttts.tasks")))
+    paths = sorted(root.glob("*.yaml")) + sorted(
+        p for p in root.glob("*/*.yaml") if p.parent.name != "deployments"
+    )
+    return {p.stem: p for p in paths}
+
+
 def resolve_task_path(path: str | Path) -> Path:
+    """A path as given when it exists or names a YAML file; else a bundled task's name."""
     p = Path(path)
     if p.exists() or p.suffix in {".yaml", ".yml"}:
         return p
-    tasks_dir = Path(__file__).resolve().parent.parent / "tasks"
-    bundled = tasks_dir / f"{p}.yaml"
-    if bundled.exists():
-        return bundled
-    nested = sorted(tasks_dir.glob(f"*/{p}.yaml"))  # e.g. tasks/simulated/sim-2wiki.yaml
-    if len(nested) == 1:
-        return nested[0]
-    from importlib.resources import files
-
-    candidate = Path(str(files("agenttts.tasks") / f"{p}.yaml"))
-    return candidate if candidate.exists() else p
+    return bundled_tasks().get(str(path), p)
 
 
 def check_task(task: Task) -> list[Problem]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from importlib.resources import files
-from pathlib import Path
 
 from agenttts.cli.common import fmt_units
-from agenttts.environment.task import Task, load_task
+from agenttts.environment.task import Task, bundled_tasks, load_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,11 +39,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def bundled_tasks() -> list[Path]:
-    return sorted(Path(str(files("agenttts.tasks"))).glob("*.yaml"))
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    for path in bundled_tasks():
-        print(path.stem)
+    for name, path in bundled_tasks().items():
+        task = load_task(path, check_environment=False)
+        print(f"{name:16} {task.environment.kind:10} {task.description.strip()[:70]}")
     return 0
