@@ -13,13 +13,14 @@ are dropped here, each with a recorded error. Bad answers never raise; an unreac
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, model_validator
 
 from agenttts.environment.task import Config, Stage, StageConfig, Task
-from agenttts.llm import AgentClient, AgentError, AgentUnreachable
+from agenttts.llm import AgentClient, AgentError, AgentUnreachable, Message
 from agenttts.prompting import render
 from agenttts.proposers.archive_view import archive_text, task_text
 from agenttts.proposers.base import (
@@ -128,6 +129,40 @@ def to_configs(answer: ProposalAnswer) -> tuple[list[Config], list[str]]:
             Config({c.stage: StageConfig(model=c.model, samples=c.samples) for c in pc.stages})
         )
     return configs, errors
+
+
+def ask_for_proposal(
+    client: AgentClient,
+    messages: Sequence[Message],
+    batch_size: int,
+    *,
+    seed: int,
+    wire_schema: dict[str, Any] | None = None,
+) -> Proposal:
+    """Ask for configurations, re-asking while none is usable; every LLM proposer shares this.
+
+    At most three batches' worth is kept: the screen judges them, the excess only costs time.
+    """
+
+    def usable(a: ProposalAnswer) -> list[str]:
+        configs, errors = to_configs(a)
+        return [] if configs else ["no usable configuration", *errors[:3]]
+
+    answer = client.structured(
+        messages, ProposalAnswer, check=usable, seed=seed, wire_schema=wire_schema
+    )
+    if answer.value is None:
+        return Proposal(usage=answer.usage, errors=answer.errors)
+    configs, dropped = to_configs(answer.value)
+    limit = batch_size * 3
+    if len(configs) > limit:
+        dropped.append(f"{len(configs) - limit} configuration(s) beyond {limit} ignored")
+    return Proposal(
+        configs=configs[:limit],
+        rationale=answer.value.rationale.strip(),
+        usage=answer.usage,
+        errors=[*answer.errors, *dropped],
+    )
 
 
 def _stage_choice(stage: Stage, reason: bool) -> dict[str, Any]:
@@ -256,30 +291,12 @@ class AgentTTSProposer(Proposer):
         return Guidelines(text=text, usage=usage)
 
     def propose(self, ctx: ProposalContext) -> Proposal:
-        messages = self._render("proposal", ctx, guidelines=ctx.guidelines or "(none)")
-
-        def usable(a: ProposalAnswer) -> list[str]:
-            configs, errors = to_configs(a)
-            return [] if configs else ["no usable configuration", *errors[:3]]
-
-        answer = self.client.structured(
-            messages,
-            ProposalAnswer,
-            check=usable,
+        return ask_for_proposal(
+            self.client,
+            self._render("proposal", ctx, guidelines=ctx.guidelines or "(none)"),
+            ctx.batch_size,
             seed=_seed(self.settings.seed, ctx.iteration, "proposal"),
             wire_schema=proposal_wire_schema(ctx.task, ctx.batch_size),
-        )
-        if answer.value is None:
-            return Proposal(usage=answer.usage, errors=answer.errors)
-        configs, dropped = to_configs(answer.value)
-        limit = max(ctx.batch_size * 3, ctx.batch_size)
-        if len(configs) > limit:
-            dropped.append(f"{len(configs) - limit} configuration(s) beyond {limit} ignored")
-        return Proposal(
-            configs=configs[:limit],
-            rationale=answer.value.rationale.strip(),
-            usage=answer.usage,
-            errors=[*answer.errors, *dropped],
         )
 
 

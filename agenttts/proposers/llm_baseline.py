@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from agenttts.llm import AgentClient, Message
-from agenttts.proposers.agenttts_agent import ProposalAnswer, _seed, to_configs
+from agenttts.proposers.agenttts_agent import _seed, ask_for_proposal
 from agenttts.proposers.base import Proposal, ProposalContext, Proposer, ProposerSettings
 
 ANSWER_FORMAT = (
@@ -34,25 +34,9 @@ class LLMBaseline(Proposer):
         raise NotImplementedError
 
     def propose(self, ctx: ProposalContext) -> Proposal:
-        def usable(a: ProposalAnswer) -> list[str]:
-            configs, errors = to_configs(a)
-            return [] if configs else ["no usable configuration", *errors[:3]]
-
-        answer = self.client.structured(
+        return ask_for_proposal(
+            self.client,
             self.messages(ctx),
-            ProposalAnswer,
-            check=usable,
+            ctx.batch_size,
             seed=_seed(self.settings.seed, ctx.iteration, self.name),
-        )
-        if answer.value is None:
-            return Proposal(usage=answer.usage, errors=answer.errors)
-        configs, dropped = to_configs(answer.value)
-        limit = ctx.batch_size * 3
-        if len(configs) > limit:
-            dropped.append(f"{len(configs) - limit} configuration(s) beyond {limit} ignored")
-        return Proposal(
-            configs=configs[:limit],
-            rationale=answer.value.rationale.strip(),
-            usage=answer.usage,
-            errors=[*answer.errors, *dropped],
         )
