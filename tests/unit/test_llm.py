@@ -137,6 +137,8 @@ def test_embedded_resolves_from_the_environment(monkeypatch):
     assert resolve_base_url("embedded") == "http://127.0.0.1:1234/v1"
     assert resolve_base_url("http://x/v1/") == "http://x/v1"
     monkeypatch.delenv("AGENTTTS_EMBEDDED_URL")
+    # No server in this process either (under `make test` the session fixture may have one).
+    monkeypatch.setattr("agenttts.environment.embedded.embedded_url", lambda: None)
     with pytest.raises(AgentUnreachable, match="no embedded server is running"):
         resolve_base_url("embedded")
 
