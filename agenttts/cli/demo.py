@@ -113,8 +113,12 @@ def _search(args: argparse.Namespace, thread: str, started: float) -> int:
     test = values.get("test_result") or {}
     trials = outcome.trials
     print()
-    print(f"done in {time.monotonic() - started:.0f} s: {len(trials)} trials, "
-          f"stop: {values.get('stop_reason') or 'not finished'}")  # fmt: skip
+    rejected = sum(t.status == "rejected" for t in trials)
+    print(
+        f"done in {time.monotonic() - started:.0f} s: {len(trials) - rejected} trials executed, "
+        f"{rejected} proposals rejected by the screen, "
+        f"stop: {values.get('stop_reason') or 'not finished'}"
+    )
     if best is None:
         print("no trial succeeded; see the report for the errors")
     else:
