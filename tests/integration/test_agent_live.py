@@ -4,64 +4,26 @@ come back parsed (json_schema guided decoding) and the graph's screen judges eve
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from agenttts.archive import Trial
-from agenttts.environment.task import Config, parse_task
 from agenttts.llm import AgentError
 from agenttts.proposers.agenttts_agent import AgentTTSProposer
 from agenttts.proposers.base import AgentEndpoint, ProposalContext, ProposerSettings
 from agenttts.proposers.screening import screen
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
+from tiny_task import TASK, trial
+
 pytestmark = pytest.mark.integration
 
-TASK = parse_task(
-    {
-        "name": "live-tiny",
-        "budget": 120,
-        "stages": [
-            {
-                "name": "retrieval",
-                "prompt_tokens": 1024,
-                "gen_tokens": 64,
-                "max_samples": 20,
-                "models": [{"name": "small", "params": 3e9}, {"name": "big", "params": 24e9}],
-            },
-            {
-                "name": "qa",
-                "prompt_tokens": 256,
-                "gen_tokens": 64,
-                "max_samples": 50,
-                "models": [{"name": "small", "params": 3e9}, {"name": "big", "params": 24e9}],
-            },
-        ],
-        "metrics": ["em"],
-        "main_metric": "em",
-        "environment": {"kind": "grid"},
-    }
-)
-
-
-def _trial(i: int, r: tuple[str, int], q: tuple[str, int], score: float, phase: str) -> Trial:
-    c = Config.of({"retrieval": r, "qa": q})
-    return Trial(
-        trial_id=i,
-        iteration=0 if phase == "init" else 1,
-        phase=phase,
-        proposer="agenttts",
-        config=c,
-        status="ok",
-        score=score,
-        metrics={"em": score},
-        nominal_cost=TASK.cost(c),
-    )
-
-
 ARCHIVE = [
-    _trial(0, ("small", 8), ("big", 1), 0.40, "init"),
-    _trial(1, ("big", 1), ("big", 1), 0.55, "init"),
-    _trial(2, ("big", 1), ("small", 20), 0.60, "init"),
-    _trial(3, ("big", 1), ("small", 10), 0.62, "search"),
+    trial(0, ("small", 8), ("big", 1), 0.40, "init"),
+    trial(1, ("big", 1), ("big", 1), 0.55, "init"),
+    trial(2, ("big", 1), ("small", 20), 0.60, "init"),
+    trial(3, ("big", 1), ("small", 10), 0.62, "search"),
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agenttts.archive import Trial
-from agenttts.environment.task import Config, parse_task
+from agenttts.environment.task import Config
 from agenttts.llm import AgentError, AgentUnreachable
 from agenttts.proposers import make_proposer
 from agenttts.proposers.agenttts_agent import AgentTTSProposer
@@ -19,41 +19,7 @@ from agenttts.proposers.screening import screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
 from canned_server import Reply, canned_server, fixture_text
-
-TASK = parse_task(
-    {
-        "name": "tiny",
-        "budget": 120,
-        "stages": [
-            {
-                "name": "retrieval",
-                "prompt_tokens": 1024,
-                "gen_tokens": 64,
-                "max_samples": 20,
-                "models": [{"name": "small", "params": 3e9}, {"name": "big", "params": 24e9}],
-            },
-            {
-                "name": "qa",
-                "prompt_tokens": 256,
-                "gen_tokens": 64,
-                "max_samples": 50,
-                "models": [{"name": "small", "params": 3e9}, {"name": "big", "params": 24e9}],
-            },
-        ],
-        "metrics": ["em"],
-        "main_metric": "em",
-        "environment": {"kind": "grid"},
-    }
-)
-
-
-def trial(i: int, r: tuple[str, int], q: tuple[str, int], score: float, phase="search") -> Trial:
-    c = Config.of({"retrieval": r, "qa": q})
-    return Trial(
-        trial_id=i, iteration=0 if phase == "init" else 1, phase=phase, proposer="agenttts",
-        config=c, status="ok", score=score, metrics={"em": score}, nominal_cost=TASK.cost(c),
-    )  # fmt: skip
-
+from tiny_task import TASK, trial
 
 ARCHIVE = [
     trial(0, ("small", 8), ("big", 1), 0.40, "init"),
