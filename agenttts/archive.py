@@ -1,17 +1,32 @@
 """The archive: every trial of a search, as it lives in the checkpointed graph state.
 
 Trials are stored in state as plain JSON dicts (``Trial.model_dump(mode="json")``) so Studio shows
-them and checkpoints need no custom serde; `Trial.model_validate` reads them back.
+them and checkpoints need no custom serde; `Archive.from_state` reads them back. The queries that
+every node and proposer asks of the archive (executed, scored, best, ...) live on `Archive` only.
+
+Every node reads the archive, so reading it must not cost in proportion to its length: the state
+list only grows by appending, and `from_state` validates only the trials added since the last parse
+it remembers (`_Parses`); the queries are single passes, memoised on the immutable `Archive`. The
+state's list stays the one record: everything here is derived from it and rebuilt when it changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+import bisect
+import math
+import operator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from agenttts.environment.executor import TrialResult
-from agenttts.environment.task import Config, Task
+from agenttts.environment.space import Config, StageConfig
+from agenttts.environment.splits import Split
+from agenttts.environment.task import Task
 
+T = TypeVar("T")
 Status = Literal["ok", "failed", "rejected"]
 Phase = Literal["init", "search", "test"]
 
@@ -24,7 +39,7 @@ class Trial(TrialResult):
     phase: Phase = "search"
     proposer: str
     status: Status
-    split: str = "train"  # a rejected proposal never ran on any split
+    split: Split = "train"  # a rejected proposal never ran on any split
     score: float | None = None
     rationale: str | None = None
 
@@ -69,36 +84,343 @@ class Trial(TrialResult):
         return self.model_dump(mode="json")
 
 
-def load_trials(raw: Iterable[dict[str, Any] | Trial]) -> list[Trial]:
-    return [t if isinstance(t, Trial) else Trial.model_validate(t) for t in raw]
+class Archive(Sequence[Trial]):
+    """Every trial of a search in trial-id order, with the queries the nodes and proposers share.
+
+    Immutable: a node reads it from the state, and its update appends new trial dicts. The test
+    split's trial lives in the state's ``test_result``, never here, so no query has to skip it.
+    A query that selects trials returns an `Archive`, so queries chain
+    (``archive.scored().in_phase("search")``).
+    """
+
+    __slots__ = ("_keys", "_memo", "_trials")
+
+    def __init__(self, trials: Iterable[Trial | Mapping[str, Any]] = ()) -> None:
+        self._trials, self._keys = _checked(trials)
+        self._memo: dict[str, tuple[_Query[Any], Any]] = {}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Archive:
+        """The archive of a graph state (or of a node's update), whose trials are JSON dicts.
+
+        Only the trials added since a list this process parsed before are validated (see
+        `_Parses`), so a node's read costs what the last step appended, not the whole archive.
+        """
+        return _PARSES.parse(state.get("archive") or [])
+
+    @classmethod
+    def _of(cls, trials: tuple[Trial, ...], keys: tuple[str, ...]) -> Archive:
+        """Trials already checked (a selection or an extension), with their configuration keys."""
+        out = cls.__new__(cls)
+        out._trials, out._keys, out._memo = trials, keys, {}
+        return out
+
+    def _extended(self, items: Iterable[Trial | Mapping[str, Any]]) -> Archive:
+        """This archive with `items` appended: only the new items are validated, and every
+        query answered on this archive is carried over, updated with the new trials only."""
+        return self._concat(Archive._of(*_checked(items)))
+
+    def _concat(self, tail: Archive) -> Archive:
+        out = Archive._of(self._trials + tail._trials, self._keys + tail._keys)
+        for name, (query, value) in self._memo.items():
+            if query.extend is not None:
+                out._memo[name] = (query, query.extend(value, tail))
+        return out
+
+    def _answer(self, name: str, query: _Query[T]) -> T:
+        """`query` on this archive, memoised under `name` (an Archive never changes)."""
+        hit = self._memo.get(name)
+        if hit is None:
+            hit = self._memo[name] = (query, query.compute(self))
+        value: T = hit[1]
+        return value
+
+    def _filter(self, keep: Callable[[Trial], bool]) -> Archive:
+        picked = [i for i, t in enumerate(self._trials) if keep(t)]
+        return Archive._of(
+            tuple(self._trials[i] for i in picked), tuple(self._keys[i] for i in picked)
+        )
+
+    def _select(self, name: str, keep: Callable[[Trial], bool], *, carried: bool = True) -> Archive:
+        """The trials that `keep`, memoised; `carried` selections are kept up to date as the
+        archive grows (an extension filters only its new trials)."""
+        extend = (lambda sel, tail: sel._concat(tail._filter(keep))) if carried else None
+        return self._answer(name, _Query(lambda a: a._filter(keep), extend))
+
+    @overload
+    def __getitem__(self, index: int) -> Trial: ...
+    @overload
+    def __getitem__(self, index: slice) -> Archive: ...
+    def __getitem__(self, index: int | slice) -> Trial | Archive:
+        if isinstance(index, slice):
+            return Archive._of(self._trials[index], self._keys[index])
+        return self._trials[index]
+
+    def __len__(self) -> int:
+        return len(self._trials)
+
+    def __iter__(self) -> Iterator[Trial]:
+        return iter(self._trials)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Archive) and self._trials == other._trials
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Archive({len(self)} trials)"
+
+    @property
+    def next_id(self) -> int:
+        """The id the next trial gets: ids are positions in the archive."""
+        return len(self._trials)
+
+    def executed(self) -> Archive:
+        """Trials that ran on the training split (ok or failed); rejected proposals never ran."""
+        return self._select("executed", _is_executed)
+
+    def scored(self) -> Archive:
+        """Executed trials with a score (partial ones too: see `full`)."""
+        return self._select("scored", _is_scored)
+
+    def full(self) -> Archive:
+        """Trials evaluated on the whole training split: a racing search also records partial
+        ones (fidelity < 1: a share of the items), whose score is that share's mean."""
+        return self._select("full", _is_full)
+
+    def failed(self) -> Archive:
+        return self._select("failed", _is_failed)
+
+    def rejected(self) -> Archive:
+        """Proposals the screen rejected, kept with the reason so the agent sees it next time."""
+        return self._select("rejected", _is_rejected)
+
+    def in_phase(self, phase: Phase) -> Archive:
+        return self._select(f"phase {phase}", lambda t: t.phase == phase)
+
+    def in_iteration(self, iteration: int) -> Archive:
+        # Not carried as the archive grows: one per iteration would pile up.
+        return self._select(
+            f"iteration {iteration}", lambda t: t.iteration == iteration, carried=False
+        )
+
+    def top_by_iteration(self) -> dict[int, float]:
+        """The best score of each iteration that scored any trial (for the stop rules)."""
+        tops: dict[int, float] = self._answer("top_by_iteration", _TOPS)
+        return dict(tops)
+
+    def scores(self) -> list[float]:
+        """The scores of the scored trials, in trial order."""
+        return [t.score for t in self.scored() if t.score is not None]
+
+    def keys(self) -> set[str]:
+        """The configuration keys of these trials (a new set: callers add to it)."""
+        return set(self._keys)
+
+    def ranked(self) -> list[Trial]:
+        """Scored trials, best first: full-fidelity ones before partial ones, then the highest
+        score, then the cheaper configuration, then the earlier trial."""
+        ranked: list[Trial] = self._answer("ranked", _RANKED)
+        return list(ranked)
+
+    def best(self) -> Trial | None:
+        """The best full-fidelity trial (a partial score is no result): the first of `ranked`
+        when that one is full; ties go to the cheaper configuration, then the earlier trial."""
+        return self._answer("best", _BEST)
+
+    def scores_along(self, center: Config, stage: str) -> dict[int, float]:
+        """The best score at each sample count of `stage` among the scored trials configured as
+        `center` in every other respect (that stage's model included): the line through `center`
+        that the insight proposer probes. Read from an index kept up to date as trials arrive."""
+        lines: dict[_LineKey, dict[int, float]] = self._answer("lines", _LINES)
+        return dict(lines.get(_line(center.root, stage), {}))
+
+    def scored_with_models(self, models: Mapping[str, str]) -> list[Trial]:
+        """The scored trials whose stages run exactly `models` (stage -> model), in trial order
+        (the points of one response surface). Read from an index kept up to date."""
+        groups: dict[tuple[tuple[str, str], ...], tuple[Trial, ...]] = self._answer(
+            "model groups", _GROUPS
+        )
+        return list(groups.get(tuple(sorted(models.items())), ()))
+
+    def search_cost(self) -> float:
+        """What running these trials cost the search (`TrialResult.search_cost`, budget units x
+        items, newly drawn samples only); the agent's own cost is `AgentUsage.search_cost`."""
+        return math.fsum(t.search_cost for t in self.executed())
+
+    def search_costs(self) -> list[float]:
+        """The running total of `search_cost` after each executed trial (as `best_so_far`)."""
+        out: list[float] = []
+        total = 0.0
+        for t in self.executed():
+            total += t.search_cost
+            out.append(total)
+        return out
+
+    def best_so_far(self) -> list[float | None]:
+        """The best full-fidelity score after each executed trial (rejected proposals are not
+        trials; a partial score is not a result)."""
+        out: list[float | None] = []
+        best: float | None = None
+        for t in self.executed():
+            if _is_full(t) and t.score is not None and (best is None or t.score > best):
+                best = t.score
+            out.append(best)
+        return out
 
 
-def scored(trials: Sequence[Trial]) -> list[Trial]:
-    """Executed training trials with a score (init and search phases)."""
-    return [t for t in trials if t.status == "ok" and t.score is not None and t.phase != "test"]
+@dataclass(frozen=True)
+class _Query(Generic[T]):
+    """A derived value of an archive: `compute` reads the whole archive once; `extend`, where
+    given, updates the value of an archive with the trials appended to it (`tail`) alone."""
+
+    compute: Callable[[Archive], T]
+    extend: Callable[[T, Archive], T] | None = None
 
 
-def best_trial(trials: Sequence[Trial]) -> Trial | None:
-    """Highest score; ties go to the cheaper configuration, then the earlier trial."""
-    pool = scored(trials)
-    if not pool:
-        return None
-    return max(pool, key=lambda t: (t.score, -t.nominal_cost, -t.trial_id))
+def _is_executed(t: Trial) -> bool:
+    return t.status != "rejected"
 
 
-def best_so_far(trials: Sequence[Trial]) -> list[float | None]:
-    """The best score after each executed trial (rejected proposals are not trials)."""
-    out: list[float | None] = []
-    best: float | None = None
+def _is_scored(t: Trial) -> bool:
+    return t.status == "ok" and t.score is not None
+
+
+def _is_failed(t: Trial) -> bool:
+    return t.status == "failed"
+
+
+def _is_rejected(t: Trial) -> bool:
+    return t.status == "rejected"
+
+
+def _is_full(t: Trial) -> bool:
+    return t.status != "rejected" and t.fidelity >= 1.0
+
+
+def _rank(t: Trial) -> tuple[bool, float, float, int]:
+    return (not _is_full(t), -(t.score or 0.0), t.nominal_cost, t.trial_id)
+
+
+def _tops(trials: Iterable[Trial], into: dict[int, float]) -> dict[int, float]:
     for t in trials:
-        if t.status == "rejected" or t.phase == "test":
+        if not _is_full(t):
             continue
-        if t.score is not None and (best is None or t.score > best):
-            best = t.score
-        out.append(best)
+        if t.score is not None and t.score > into.get(t.iteration, -math.inf):
+            into[t.iteration] = t.score
+    return into
+
+
+def _ranked_with(ranked: list[Trial], tail: Archive) -> list[Trial]:
+    out = list(ranked)
+    for t in tail.scored():
+        bisect.insort(out, t, key=_rank)
     return out
 
 
-def archived_keys(trials: Sequence[Trial]) -> set[str]:
-    """Configurations already executed (ok or failed): a duplicate of these is not re-run."""
-    return {t.config.key() for t in trials if t.status != "rejected" and t.phase != "test"}
+def _best_of(best: Trial | None, tail: Archive) -> Trial | None:
+    return min((t for t in (best, tail.best()) if t is not None), key=_rank, default=None)
+
+
+_TOPS: _Query[dict[int, float]] = _Query(
+    lambda a: _tops(a.scored(), {}), lambda tops, tail: _tops(tail.scored(), dict(tops))
+)
+_RANKED: _Query[list[Trial]] = _Query(lambda a: sorted(a.scored(), key=_rank), _ranked_with)
+_BEST: _Query[Trial | None] = _Query(
+    lambda a: min(a.scored().full(), key=_rank, default=None), _best_of
+)
+
+
+_LineKey = tuple[str, tuple[tuple[str, str, int | None], ...]]
+
+
+def _line(config: Mapping[str, StageConfig], stage: str) -> _LineKey:
+    """A configuration with `stage`'s sample count left open."""
+    return stage, tuple(
+        (n, c.model, None if n == stage else c.samples) for n, c in sorted(config.items())
+    )
+
+
+def _with_lines(
+    lines: dict[_LineKey, dict[int, float]], tail: Archive
+) -> dict[_LineKey, dict[int, float]]:
+    """`lines` updated with the scored trials of `tail` (copied where touched: the lines of the
+    archive this one extends stay as they are)."""
+    out, fresh = dict(lines), set()
+    for t in tail.scored():
+        for stage, chosen in t.config.items():
+            key = _line(t.config.root, stage)
+            if key not in fresh:
+                out[key] = dict(out.get(key, {}))
+                fresh.add(key)
+            line = out[key]
+            line[chosen.samples] = max(line.get(chosen.samples, -1.0), t.score or 0.0)
+    return out
+
+
+def _with_groups(
+    groups: dict[tuple[tuple[str, str], ...], tuple[Trial, ...]], tail: Archive
+) -> dict[tuple[tuple[str, str], ...], tuple[Trial, ...]]:
+    added: dict[tuple[tuple[str, str], ...], list[Trial]] = {}
+    for t in tail.scored():
+        added.setdefault(tuple(sorted((n, c.model) for n, c in t.config.items())), []).append(t)
+    return {**groups, **{k: (*groups.get(k, ()), *v) for k, v in added.items()}}
+
+
+_LINES: _Query[dict[_LineKey, dict[int, float]]] = _Query(lambda a: _with_lines({}, a), _with_lines)
+_GROUPS: _Query[dict[tuple[tuple[str, str], ...], tuple[Trial, ...]]] = _Query(
+    lambda a: _with_groups({}, a), _with_groups
+)
+
+
+def _checked(
+    items: Iterable[Trial | Mapping[str, Any]],
+) -> tuple[tuple[Trial, ...], tuple[str, ...]]:
+    """Trials validated from state dicts, with their configuration keys (computed once here)."""
+    trials = tuple(t if isinstance(t, Trial) else Trial.model_validate(t) for t in items)
+    test = [t.trial_id for t in trials if t.phase == "test"]
+    if test:
+        raise ValueError(f"trial(s) {test} ran on the test split: they belong in test_result")
+    return trials, tuple(t.config.key() for t in trials)
+
+
+class _Parses:
+    """The last few archives parsed from state lists, with the items they were parsed from.
+
+    A node's state list is the previous step's list with the step's new dicts appended (the
+    delta channel's reducer keeps the same dict objects), so a list whose head holds the very
+    items of a remembered parse (by identity) validates only its tail. A list read back from a
+    checkpoint, or replaced in Studio, holds new dicts and is parsed whole. State values are never
+    mutated in place (an update is a new value), which is what makes identity a sound key; the
+    items are kept referenced, so an id is never reused while remembered.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._recent: deque[tuple[tuple[Any, ...], Archive]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def parse(self, items: Sequence[Trial | Mapping[str, Any]]) -> Archive:
+        items = tuple(items)
+        with self._lock:
+            recent = sorted(self._recent, key=lambda e: -len(e[0]))
+        base = next((a for head, a in recent if _is_head(head, items)), None)
+        if base is None:
+            base = Archive._of((), ())
+        if len(base) == len(items):
+            return base
+        archive = base._extended(items[len(base) :])
+        with self._lock:
+            self._recent.append((items, archive))
+        return archive
+
+
+def _is_head(head: tuple[Any, ...], items: tuple[Any, ...]) -> bool:
+    n = len(head)
+    return (
+        n <= len(items)
+        and head[-1] is items[n - 1]  # the cheap test first: most candidates fail here
+        and all(map(operator.is_, head, items))  # map stops at the end of head
+    )
+
+
+_PARSES = _Parses()

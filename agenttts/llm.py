@@ -8,7 +8,7 @@ behaviour for the things that go wrong with real servers and weak models:
 - an unusable answer (no JSON, truncated JSON, a schema or task violation) is asked again at most
   `max_parse_retries` times with the reason fed back, then reported as errors, never raised;
 - a server that cannot be reached (connection, timeout, authentication, unknown model) raises
-  `AgentUnreachable`, which the graph turns into a resumable stop;
+  `ResumableStop`: the run stops and the same command resumes it;
 - usage (calls, prompt and completion tokens) is counted from what the server reports.
 
 The key is read from the environment variable the endpoint names, at call time, and is never part of
@@ -20,14 +20,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
+from agenttts.errors import AgentError, ResumableStop
 from agenttts.proposers.base import AgentEndpoint, AgentUsage
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,14 +38,6 @@ EMBEDDED_URL_ENV = "AGENTTTS_EMBEDDED_URL"
 
 #: How much of a rejected answer is echoed back when re-asking (small models have small contexts).
 _ECHO_CHARS = 600
-
-
-class AgentError(RuntimeError):
-    """The agent could not be used at all (as opposed to one unusable answer)."""
-
-
-class AgentUnreachable(AgentError):
-    """The endpoint did not answer: stop the run so it can be resumed once the server is back."""
 
 
 Message = BaseMessage | tuple[str, str]
@@ -59,7 +52,7 @@ def resolve_base_url(base_url: str) -> str:
     url = os.environ.get(EMBEDDED_URL_ENV) or embedded_url()
     if url:
         return url.rstrip("/")
-    raise AgentUnreachable(
+    raise ResumableStop(
         "the agent endpoint is 'embedded' but no embedded server is running: start one with "
         f"`agenttts serve`, set {EMBEDDED_URL_ENV}, or give the agent an explicit base URL"
     )
@@ -79,9 +72,9 @@ def make_chat(endpoint: AgentEndpoint, *, seed: int | None = None) -> Any:
     return ChatOpenAI(
         model=endpoint.model,
         base_url=resolve_base_url(endpoint.base_url),
-        api_key=_api_key(endpoint),
+        api_key=SecretStr(_api_key(endpoint)),
         temperature=endpoint.temperature,
-        max_tokens=endpoint.max_tokens,
+        max_completion_tokens=endpoint.max_tokens,  # the field `max_tokens`, by its alias
         timeout=endpoint.timeout_s,
         max_retries=1,
         seed=seed,
@@ -102,7 +95,7 @@ def _messages(messages: Sequence[Message]) -> list[BaseMessage]:
 def _usage_of(message: AIMessage | None) -> AgentUsage:
     if message is None:
         return AgentUsage(calls=1)
-    meta = message.usage_metadata or {}
+    meta: Mapping[str, Any] = message.usage_metadata or {}
     prompt = meta.get("input_tokens")
     completion = meta.get("output_tokens")
     if prompt is None:  # servers that fill only response_metadata
@@ -189,19 +182,18 @@ def _short_validation(e: ValidationError) -> str:
 
 @dataclass
 class Answer(Generic[M]):
-    """A structured answer: the value when one was usable, and everything spent and seen."""
+    """A structured answer: the value when one was usable, what it cost, and why attempts failed."""
 
     value: M | None
     usage: AgentUsage = field(default_factory=AgentUsage)
     errors: list[str] = field(default_factory=list)
-    raw: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.value is not None
 
 
-def _unreachable(url: str, e: Exception) -> AgentUnreachable:
+def _unreachable(url: str, e: Exception) -> ResumableStop:
     kind = {
         openai.APITimeoutError: "timed out",
         openai.APIConnectionError: "could not be reached",
@@ -210,7 +202,7 @@ def _unreachable(url: str, e: Exception) -> AgentUnreachable:
         openai.NotFoundError: "does not serve this model or path",
     }
     what = next((v for k, v in kind.items() if isinstance(e, k)), "failed")
-    return AgentUnreachable(f"agent endpoint {url} {what}: {type(e).__name__}")
+    return ResumableStop(f"agent endpoint {url} {what}: {type(e).__name__}")
 
 
 _FATAL = (
@@ -243,7 +235,7 @@ class AgentClient:
     def complete(
         self, messages: Sequence[Message], *, seed: int | None = None
     ) -> tuple[str, AgentUsage]:
-        """Free text. AgentUnreachable when the server is gone, AgentError when it refuses."""
+        """Free text. ResumableStop when the server is gone, AgentError when it refuses."""
         try:
             msg = self.chat(seed).invoke(_messages(messages))
         except _FATAL as e:
@@ -270,7 +262,7 @@ class AgentClient:
         say); they are fed back like parse errors. `wire_schema`, when given, is what the server is
         asked to follow (tighter than `schema`: enums of valid names, length limits, so guided
         decoding keeps a weak model short and on the menu) while `schema` still validates.
-        Never raises for a bad answer; raises AgentUnreachable when the server cannot be reached.
+        Never raises for a bad answer; raises ResumableStop when the server cannot be reached.
         """
         base = _messages(messages)
         answer: Answer[M] = Answer(value=None)
@@ -331,7 +323,6 @@ class AgentClient:
             except (ValueError, TypeError) as e:  # the parse endpoint's own validation
                 answer.usage = answer.usage + AgentUsage(calls=1)
                 value, problem = None, f"unusable answer: {str(e)[:200]}"
-            answer.raw.append(text)
             if value is None and problem is None:
                 try:  # no usable parse: dig the JSON out of prose or a code fence
                     value = _validate(schema, extract_json(text))
@@ -362,7 +353,7 @@ class AgentClient:
     def _safe_url(self) -> str:
         try:
             return self.url
-        except AgentUnreachable:
+        except ResumableStop:
             return self.endpoint.base_url
 
 

@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from importlib import import_module
 from typing import Any
 
+from agenttts.errors import InputError
 
-def load_named(registry: Mapping[str, str], name: str, what: str, error: type[Exception]) -> Any:
-    """Import `registry[name]` ("module:attr"); an unknown name raises `error` listing the known."""
+
+def load_named(registry: Mapping[str, str], name: str, what: str) -> Any:
+    """Import `registry[name]` ("module:attr"); an unknown one: InputError, listing the known."""
     try:
         target = registry[name]
     except KeyError:
-        raise error(f"unknown {what} {name!r} (known: {', '.join(registry)})") from None
+        raise InputError(f"unknown {what} {name!r} (known: {', '.join(registry)})") from None
     module, _, attr = target.partition(":")
     return getattr(import_module(module), attr)

@@ -7,15 +7,23 @@ relative name. Files are read on every call, so an edit applies at the next node
 running ``langgraph dev`` server. A role's ``{insights}`` placeholder receives the blocks of the
 insights that role uses, minus the ablated ones.
 
-Placeholders are ``{name}`` for the names a role is given; any other brace (a JSON example in the
-prompt) is left alone, so users can edit prompts without escaping anything.
+Placeholders are ``{name}`` for the names a role is given (`ROLE_FIELDS`); any other brace (a JSON
+example in the prompt) is left alone, so users can edit prompts without escaping anything. A user's
+folder is checked before a run spends anything (`check_prompts_dir`, from the run settings' checks,
+so Studio runs get it too): a file agenttts does not read (a misspelled name), a placeholder the
+role is not given (``{budgett}`` would reach the agent verbatim), a ``{`` or ``}`` without its
+partner, a role prompt without the placeholders it cannot work without (`REQUIRED_FIELDS`), a
+file that is not UTF-8.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
+
+from agenttts.errors import InputError
 
 ROLES = ("system", "preferences", "guidelines", "proposal")
 INSIGHTS = (1, 2, 3)
@@ -28,11 +36,22 @@ ROLE_INSIGHTS: dict[str, tuple[int, ...]] = {
     "proposal": (1, 2, 3),
 }
 
+#: The fields each role's prompt is given (besides ``insights``): what the agent's proposer passes.
+ROLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "system": (),
+    "preferences": ("task", "archive", "preferences", "batch_size"),
+    "guidelines": ("task", "archive", "preferences", "batch_size", "previous"),
+    "proposal": ("task", "archive", "preferences", "batch_size", "guidelines", "evidence"),
+}
+#: Placeholders a role's prompt must keep: without the task the agent does not know the models and
+#: the budget, without the archive it searches blind.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "preferences": ("task", "archive"),
+    "guidelines": ("task", "archive"),
+    "proposal": ("task", "archive"),
+}
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class PromptError(ValueError):
-    """A prompt file that cannot be used (missing, or a user directory that does not exist)."""
 
 
 def shipped_dir() -> Path:
@@ -47,12 +66,12 @@ def prompt_path(name: str, prompts_dir: str | Path | None = None) -> Path:
     if prompts_dir is not None:
         user = Path(prompts_dir).expanduser()
         if not user.is_dir():
-            raise PromptError(f"prompts directory {user} does not exist")
+            raise InputError(f"prompts directory {user} does not exist")
         if (user / rel).is_file():
             return user / rel
     path = shipped_dir() / rel
     if not path.is_file():
-        raise PromptError(f"no prompt file {rel!r} (shipped prompts are in {shipped_dir()})")
+        raise InputError(f"no prompt file {rel!r} (shipped prompts are in {shipped_dir()})")
     return path
 
 
@@ -61,18 +80,71 @@ def read_prompt(name: str, prompts_dir: str | Path | None = None) -> str:
 
 
 def check_prompts_dir(prompts_dir: str | Path | None) -> list[str]:
-    """Problems with a user prompts directory, for a clear error before a run starts."""
+    """Every problem with a user prompts directory, for one clear error before a run starts."""
     if prompts_dir is None:
         return []
     user = Path(prompts_dir).expanduser()
     if not user.is_dir():
         return [f"prompts directory {user} does not exist"]
-    known = {f"{r}.txt" for r in ROLES} | {f"insights/{i}.txt" for i in INSIGHTS}
-    found = {p.relative_to(user).as_posix() for p in user.rglob("*.txt")}
-    return [
-        f"{user / f}: not a prompt agenttts uses (known: {', '.join(sorted(known))})"
-        for f in sorted(found - known)
+    known = {f"{r}.txt": r for r in ROLES} | {f"insights/{i}.txt": None for i in INSIGHTS}
+    problems: list[str] = []
+    for path in sorted(p for p in user.rglob("*") if p.is_file()):
+        rel = path.relative_to(user).as_posix()
+        if rel not in known:
+            if path.suffix == ".txt" or Path(rel).with_suffix(".txt").as_posix() in known:
+                near = difflib.get_close_matches(Path(rel).with_suffix(".txt").as_posix(), known)
+                hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(known)}"
+                problems.append(f"{path}: not a prompt agenttts reads ({hint})")
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            problems.append(f"{path}: not UTF-8 text (byte {e.start})")
+            continue
+        problems += [f"{path}: {p}" for p in _template_problems(text, known[rel])]
+    return problems
+
+
+def _template_problems(text: str, role: str | None) -> list[str]:
+    """A prompt file's problems; `role` None is an insight block (inserted as written)."""
+    problems = [f"{{ or }} without its partner at {where}" for where in _unpaired(text)]
+    used = set(_PLACEHOLDER.findall(text))
+    if role is None:
+        problems += [
+            f"{{{name}}}: insight blocks are inserted as written, placeholders are not filled"
+            for name in sorted(used)
+        ]
+        return problems
+    given = {*ROLE_FIELDS[role], "insights"}
+    problems += [
+        f"unknown placeholder {{{name}}} (this prompt is given: "
+        + ", ".join(f"{{{g}}}" for g in sorted(given))
+        + ")"
+        for name in sorted(used - given)
     ]
+    problems += [
+        f"lacks {{{name}}}: the agent would not see the "
+        + ("task (models, budget)" if name == "task" else "trials so far")
+        for name in REQUIRED_FIELDS.get(role, ())
+        if name not in used
+    ]
+    return problems
+
+
+def _unpaired(text: str) -> list[str]:
+    """Where braces do not pair up (line:column), so a stray `{` is caught before a run."""
+    open_at: list[str] = []
+    stray: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        for col, char in enumerate(line, start=1):
+            if char == "{":
+                open_at.append(f"line {n}:{col}")
+            elif char == "}":
+                if open_at:
+                    open_at.pop()
+                else:
+                    stray.append(f"line {n}:{col}")
+    return stray + open_at
 
 
 def insight_blocks(
@@ -105,7 +177,7 @@ def render(
 ) -> str:
     """A role's prompt with its insight blocks composed in and the fields filled."""
     if role not in ROLES:
-        raise PromptError(f"unknown prompt role {role!r} (known: {', '.join(ROLES)})")
+        raise InputError(f"unknown prompt role {role!r} (known: {', '.join(ROLES)})")
     blocks = insight_blocks(ROLE_INSIGHTS[role], no_insights=no_insights, prompts_dir=prompts_dir)
     text = fill(read_prompt(role, prompts_dir), {"insights": blocks, **fields})
     return re.sub(r"\n{3,}", "\n\n", text).strip()

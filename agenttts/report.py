@@ -7,11 +7,13 @@ Built from the graph state alone, so a report can be rewritten for any finished 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agenttts.archive import Trial, best_so_far, best_trial, load_trials
+from agenttts.archive import Archive, Trial
+from agenttts.environment.splits import NO_TEST_SPLIT, has_split
 
 
 def _cost(value: float | None) -> str:
@@ -86,11 +88,8 @@ def build_report(
     state: Mapping[str, Any], *, thread_id: str | None = None, task: Any = None
 ) -> dict[str, Any]:
     """The report as a JSON-plain dict (the `.json` file's content)."""
-    trials = load_trials(state.get("archive") or [])
-    best = best_trial(trials)
+    archive = Archive.from_state(state)
     test = Trial.model_validate(state["test_result"]) if state.get("test_result") else None
-    executed = [t for t in trials if t.status != "rejected"]
-    executed_ids = [t.trial_id for t in executed]
     settings = dict(state.get("settings") or {})
     return {
         "thread_id": thread_id,
@@ -105,23 +104,30 @@ def build_report(
         "stop_reason": state.get("stop_reason"),
         "iterations": int(state.get("iteration") or 0),
         "trials": {
-            "executed": len(executed),
-            "failed": sum(t.status == "failed" for t in trials),
-            "rejected": sum(t.status == "rejected" for t in trials),
+            "executed": len(archive.executed()),
+            "failed": len(archive.failed()),
+            "rejected": len(archive.rejected()),
         },
         "agent_usage": dict(state.get("agent_usage") or {}),
         "agent_failures": list(state.get("agent_failures") or []),
-        "best": _trial_summary(best),
+        "best": _trial_summary(archive.best()),
         "test": _trial_summary(test),
+        # A train-only task says so where its test result would be (None: it has a test split).
+        "no_test_split": NO_TEST_SPLIT
+        if task is not None and not has_split(task.data, "test")
+        else None,
         "preferences": dict(state.get("preferences") or {}),
         "preference_notes": state.get("preference_notes") or "",
         "guidelines": state.get("guidelines") or "",
         "guideline_log": list(state.get("guideline_log") or []),
-        "trajectory": {"trial_ids": executed_ids, "best_so_far": best_so_far(trials)},
+        "trajectory": {
+            "trial_ids": [t.trial_id for t in archive.executed()],
+            "best_so_far": archive.best_so_far(),
+        },
     }
 
 
-def render_markdown(report: Mapping[str, Any], trials: Sequence[Trial] = ()) -> str:
+def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -> str:
     task = report["task"]
     lines = [f"# agenttts search report: {task.get('name') or task.get('ref')}", ""]
     lines += [
@@ -145,6 +151,8 @@ def render_markdown(report: Mapping[str, Any], trials: Sequence[Trial] = ()) -> 
     else:
         rows = []
         for name, r in (("train", best), ("test", test)):
+            if r is None and name == "test" and report.get("no_test_split"):
+                rows.append(["test", report["no_test_split"], "", "", ""])
             if r is None:
                 continue
             rows.append(
@@ -167,39 +175,82 @@ def render_markdown(report: Mapping[str, Any], trials: Sequence[Trial] = ()) -> 
         if report.get("preference_notes"):
             lines += ["", report["preference_notes"]]
     lines += ["", "## Guidelines", "", report.get("guidelines") or "(none)"]
-    lines += ["", "## Best so far", "", "![best so far](best_so_far.png)"]
-    if trials:
-        lines += ["", "## Archive", "", markdown_table(ARCHIVE_HEADER, archive_rows(trials))]
+    lines += ["", "## Scores and cost per trial", "", "![scores and costs](best_so_far.png)"]
+    if archive:
+        lines += ["", "## Archive", "", markdown_table(ARCHIVE_HEADER, archive_rows(archive))]
     return "\n".join(lines) + "\n"
 
 
-def plot_trajectory(report: Mapping[str, Any], trials: Sequence[Trial], path: Path) -> None:
-    """Best-so-far line over every executed trial's score (Agg backend: no display needed)."""
+def plot_trajectory(report: Mapping[str, Any], archive: Archive, path: Path) -> None:
+    """The report's PNG."""
+    fig = report_figure(report, archive)
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report_figure(report: Mapping[str, Any], archive: Archive) -> Any:
+    """Two panels over the executed trials: each trial's score with the best so far, and each
+    trial's cost against the budget. A run where no trial succeeded says so instead of drawing
+    empty axes with a meaningless scale. (Agg backend: no display needed.)"""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    executed = [t for t in trials if t.status != "rejected" and t.phase != "test"]
+    executed = archive.executed()
     xs = list(range(1, len(executed) + 1))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    pts = [(x, t.score) for x, t in zip(xs, executed, strict=True) if t.score is not None]
-    if pts:
-        ax.scatter(*zip(*pts, strict=True), s=12, alpha=0.5, label="trial score")
-    traj = report["trajectory"]["best_so_far"]
-    ax.step(xs, [float("nan") if v is None else v for v in traj], where="post", label="best so far")
-    inits = sum(t.phase == "init" for t in executed)
-    if inits:
-        ax.axvline(inits + 0.5, color="grey", linestyle=":", label="end of initialisation")
-    ax.set_xlabel("executed trials")
-    ax.set_ylabel(report["task"].get("main_metric") or "score")
-    ax.set_title(
-        f"{report['task'].get('name') or report['task'].get('ref')} — {report.get('proposer')}"
-    )
-    ax.legend(loc="lower right")
+    inits = len(executed.in_phase("init"))
+    task = report["task"]
+    fig, (top, low) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(3, 2))
+    fig.suptitle(f"{task.get('name') or task.get('ref')} — {report.get('proposer')}")
+    scored = [(x, t.score) for x, t in zip(xs, executed, strict=True) if t.score is not None]
+    if not scored:
+        _say(top, f"no successful trial ({len(executed)} executed, all failed)")
+    else:
+        top.scatter(*zip(*scored, strict=True), s=12, alpha=0.5, label="trial score")
+        best = report["trajectory"]["best_so_far"]
+        top.step(
+            xs, [math.nan if v is None else v for v in best], where="post", label="best so far"
+        )
+        top.set_ylabel(task.get("main_metric") or "score")
+    if not executed:
+        _say(low, "no trial executed")
+    else:
+        low.scatter(xs, [t.nominal_cost for t in executed], s=12, alpha=0.6, label="cost (nominal)")
+        measured = [math.nan if t.measured_cost is None else t.measured_cost for t in executed]
+        if not all(math.isnan(m) for m in measured):
+            low.scatter(xs, measured, s=14, marker="x", alpha=0.6, label="cost (measured)")
+        if task.get("budget") is not None:
+            low.axhline(task["budget"], color="red", linestyle="--", label="budget")
+        low.set_ylabel("cost (budget units)")
+        low.set_xlabel("executed trials")
+    for ax in (top, low):
+        if ax.axison:
+            if inits:
+                ax.axvline(inits + 0.5, color="grey", linestyle=":", label="end of initialisation")
+            ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def _say(ax: Any, text: str) -> None:
+    """A panel with nothing to draw: the reason in its middle, no axes."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every infinite or NaN float as null: standard JSON, which any reader takes
+    (Python would write the non-standard `Infinity`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def write_report(
@@ -209,13 +260,13 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(state, thread_id=thread_id, task=task)
-    trials = load_trials(state.get("archive") or [])
+    archive = Archive.from_state(state)
     paths = {
         "json": out / "report.json",
         "markdown": out / "report.md",
         "plot": out / "best_so_far.png",
     }
-    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
-    paths["markdown"].write_text(render_markdown(report, trials))
-    plot_trajectory(report, trials, paths["plot"])
+    paths["json"].write_text(json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
+    paths["markdown"].write_text(render_markdown(report, archive))
+    plot_trajectory(report, archive, paths["plot"])
     return {k: str(v) for k, v in paths.items()}

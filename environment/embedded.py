@@ -10,6 +10,10 @@ protocol, so the embedded default exercises exactly the path a real vLLM deploym
   whole group) on context exit, interpreter exit, Ctrl-C or SIGTERM.
 - `base_url: embedded` in a deployment file resolves through `embedded_base_url()`: the URL in
   `$AGENTTTS_EMBEDDED_URL` (a server someone already runs), else this process's server.
+- A server that dies (vLLM's engine exits on an internal error) is named, with the error lines of
+  its log, by `dead_server_note()`: the runner adds it to the resumable stop, so the user reads
+  why and not only "unreachable". The next `embedded_base_url(start=True)` (the resume) restarts
+  it on the same port.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import atexit
 import contextlib
 import fcntl
 import importlib.util
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,8 +34,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import httpx
+
+from agenttts.errors import EmbeddedServerError, InputError
 
 SERVED_NAME = "smollm2"
 EMBEDDED_PARAMS = 135e6
@@ -37,9 +46,7 @@ ENV_URL = "AGENTTTS_EMBEDDED_URL"
 ENV_PYTHON = "AGENTTTS_SERVE_PYTHON"
 CONVERTED_NAME = "smollm2-135m-instruct-hf"
 
-
-class EmbeddedServerError(RuntimeError):
-    """The embedded server cannot be installed, converted, started or reached."""
+log = logging.getLogger("agenttts.embedded")
 
 
 def cache_dir() -> Path:
@@ -189,7 +196,7 @@ class EmbeddedServer:
         self.log_path = log_path or cache_dir() / f"server-{self.port}.log"
         self.quiet = quiet
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: TextIO | None = None
 
     @property
     def base_url(self) -> str:
@@ -204,6 +211,12 @@ class EmbeddedServer:
             "--port", str(self.port),
             "--enforce-eager",
             "--max-model-len", str(self.max_model_len),
+            # No partial prefill: vLLM's CPU build crashes its engine ("CPU Generator does not
+            # use offset") on a seeded request whose prompt is cut into chunks (the default
+            # chunk is 2,048 tokens, and the agent's prompt grows with the archive). With
+            # chunking off and a step as large as the context, every prompt prefills at once.
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens", str(self.max_model_len),
             "--disable-uvicorn-access-log",
         ]  # fmt: skip
 
@@ -234,10 +247,29 @@ class EmbeddedServer:
         return self
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_excerpt(self.log_path, tail=lines, errors=0)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def death_note(self) -> str | None:
+        """Why this server is gone, with its log's last error lines; None while it runs (or
+        after `stop`)."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return (
+            f"the embedded server on port {self.port} died (exit code {self.proc.returncode}); "
+            f"from its log {self.log_path}:\n{log_excerpt(self.log_path)}"
+        )
+
+    def restart(self) -> EmbeddedServer:
+        """Start again on the same port (so URLs handed out stay valid) after the server died;
+        the dead server's log is kept beside the new one (`server-PORT.previous.log`)."""
+        self.stop()
+        with contextlib.suppress(OSError):
+            self.log_path.replace(self.log_path.with_suffix(".previous.log"))
+        return self.start()
 
     def stop(self, grace: float = 20.0) -> None:
         proc, self.proc = self.proc, None
@@ -260,6 +292,28 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def log_excerpt(path: Path, *, tail: int = 6, errors: int = 4) -> str:
+    """The last `errors` distinct error lines of a server log (the cause sits among them, far
+    above the shutdown lines), then its last `tail` lines."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    found: list[str] = []
+    for line in reversed(lines):
+        text = line.split("] ", 1)[-1].strip()
+        if _ERROR_LINE.search(text) and text not in found:
+            found.append(text)
+        if len(found) >= errors:
+            break
+    last = [ln.rstrip() for ln in lines[-tail:]] if tail else []
+    picked = [f"  {t}" for t in reversed(found) if not any(t in ln for ln in last)]
+    return "\n".join(picked + [f"  {ln}" for ln in last]) or "(empty log)"
+
+
+_ERROR_LINE = re.compile(r"\b\w*(Error|Exception)\b:")
 
 
 def _in_main_thread() -> bool:
@@ -309,11 +363,16 @@ def embedded_base_url(*, start: bool = False) -> str:
         return url.rstrip("/")
     global _SHARED
     with _SHARED_LOCK:
-        if _SHARED is not None and _SHARED.proc is not None:
-            return _SHARED.base_url
-        running = next((s for s in _LIVE if s.proc is not None), None)
+        ours = [s for s in [_SHARED, *_LIVE] if s is not None and s.proc is not None]
+        running = next((s for s in ours if s.alive), None)
         if running is not None:
             return running.base_url
+        if ours:  # this process's server died
+            dead = ours[0]
+            if not start:  # the caller's request fails and the stop names the death
+                return dead.base_url
+            log.warning("%s\nrestarting it", dead.death_note())
+            return dead.restart().base_url
         if not start:
             raise EmbeddedServerError(
                 "the deployment names the embedded server, but none is running: start one with "
@@ -327,7 +386,7 @@ def embedded_base_url(*, start: bool = False) -> str:
 
 def vllm_commands(deployment_path: str | Path) -> list[str]:
     """`vllm serve` command lines for a deployment file's GPU models (embedded ones skipped)."""
-    from agenttts.environment.deployment import Deployment, DeploymentError
+    from agenttts.environment.deployment import Deployment
 
     deployment = Deployment.load(deployment_path)
     lines: list[str] = []
@@ -336,7 +395,7 @@ def vllm_commands(deployment_path: str | Path) -> list[str]:
         if ep.base_url == "embedded":
             continue
         if not ep.hf_model:
-            raise DeploymentError(f"{deployment_path}: model {name!r} has no hf_model to serve")
+            raise InputError(f"{deployment_path}: model {name!r} has no hf_model to serve")
         port = ep.port or _port_from_url(ep.base_url) or next_port
         next_port = max(next_port, port) + 1
         parts = [
@@ -366,6 +425,28 @@ def _port_from_url(url: str) -> int | None:
         return httpx.URL(url).port
     except (httpx.InvalidURL, TypeError):
         return None
+
+
+def dead_server_note() -> str | None:
+    """Why the embedded server is gone, for a resumable stop: a server this process started
+    that died, or the one `$AGENTTTS_EMBEDDED_URL` names when it does not answer and the log
+    `agenttts serve` keeps for its port is on this machine; None when neither."""
+    notes = [note for s in {_SHARED, *_LIVE} if s is not None and (note := s.death_note())]
+    if notes:
+        return "; ".join(notes)
+    url = os.environ.get(ENV_URL, "").rstrip("/")
+    port = _port_from_url(url) if url else None
+    log_path = cache_dir() / f"server-{port}.log"
+    if port is None or _bind_host(url) != "127.0.0.1" or not log_path.is_file():
+        return None
+    try:
+        httpx.get(f"{url}/models", timeout=3).raise_for_status()
+    except httpx.HTTPError:
+        return (
+            f"the embedded server at {url} does not answer; from its log {log_path}:\n"
+            f"{log_excerpt(log_path)}\nrestart it (`agenttts serve --port {port}`)"
+        )
+    return None
 
 
 def embedded_url() -> str | None:

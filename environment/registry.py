@@ -1,28 +1,62 @@
-"""Executor kinds by name, imported lazily so a replay run never imports the live stack."""
+"""Executor kinds by name, imported lazily so a replay run never imports the live stack, and the
+one way sync code (nodes, commands, the bench) runs a batch."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-from agenttts.environment.executor import Executor
+from agenttts.environment.executor import Executor, ReplaysCache, TrialResult
+from agenttts.environment.space import Config
+from agenttts.environment.splits import NO_TEST_SPLIT, Split, has_split
 from agenttts.environment.task import Task
+from agenttts.errors import InputError
 from agenttts.plugins import load_named
 
 EXECUTORS: dict[str, str] = {
     "grid": "agenttts.environment.replay_grid:GridReplayExecutor",
     "samples": "agenttts.environment.replay_samples:SamplesReplayExecutor",
-    "live": "agenttts.environment.live.executor:LiveExecutor",
+    "live": "agenttts.environment.live.python_pipeline:LiveExecutor",
+    "python": "agenttts.environment.live.python_pipeline:PythonExecutor",
+    "chain": "agenttts.environment.live.chain:ChainExecutor",
     "simulated": "agenttts.environment.simulated:SimulatedExecutor",
 }
 
 
-class UnknownExecutor(ValueError):
-    pass
-
-
 def executor_class(kind: str) -> type[Executor]:
-    return load_named(EXECUTORS, kind, "environment kind", UnknownExecutor)
+    return load_named(EXECUTORS, kind, "environment kind")
 
 
 def make_executor(task: Task, **overrides: Any) -> Executor:
+    """The task's executor; making one holds nothing, `async with` releases what running opens."""
     return executor_class(task.environment.kind)(task, **overrides)
+
+
+def run_batch(
+    task: Task,
+    configs: Sequence[Config],
+    split: Split,
+    *,
+    items: Sequence[int] | None = None,
+    earlier: Sequence[TrialResult] = (),
+    **overrides: Any,
+) -> list[TrialResult]:
+    """Run a batch from sync code: a fresh executor in its own event loop, closed whatever happens.
+
+    `items`: the split's item positions to evaluate (None: all; see `Executor.run`). `earlier`:
+    the trials the search already ran, which a `ReplaysCache` executor counts as its cache.
+    (Nodes are sync: LangGraph runs them in threads, where no event loop is running.)
+    """
+    if not configs:
+        return []
+    if not has_split(task.data, split):
+        raise InputError(f"task {task.name!r}: {NO_TEST_SPLIT}; nothing runs on split {split!r}")
+
+    async def go() -> list[TrialResult]:
+        async with make_executor(task, **overrides) as executor:
+            if earlier and isinstance(executor, ReplaysCache):
+                executor.remember(earlier)
+            return await executor.run(configs, split, items)
+
+    return asyncio.run(go())

@@ -1,6 +1,6 @@
 """Samples replay: score a single-stage configuration from stored per-sample outputs, no LLM calls.
 
-The store is JSONL, one row per sample:
+The store is JSONL (gzip-compressed when its name ends in `.gz`, read as is), one row per sample:
 
     {"model": "m", "qid": "q1", "sample": 0, "answer": "Paris", "gold": "paris", "tokens": 12,
      "prompt_tokens": 130}
@@ -10,8 +10,9 @@ counted once per question whatever S is. `gold` is a string or a list of accepte
 
 A configuration (model, S) answers each question by a majority vote over the normalised answers of
 samples 0..S-1. **Ties go to the answer that appeared first** (lowest sample index of its first
-occurrence). The metric is `accuracy`: the voted answer equals a gold after normalisation
-(`metrics.normalize_answer`). A question with fewer than S stored samples (0..S-1 without gaps) is
+occurrence). The metric is `accuracy`: the voted answer equals a gold after normalisation, by
+the stage's `answer_normalizer` (SQuAD's by default; `exact` or `numeric` for math, where SQuAD's
+would merge "-3" and "3"). A question with fewer than S stored samples (0..S-1 without gaps) is
 a recorded failure naming the model and qid.
 
 Questions are the store's qids sorted (numerically where every qid is an integer), split with the
@@ -22,14 +23,22 @@ question in order of first appearance; a cumulative one-hot count over samples g
 prefix length S, the vote counts; `argmax` takes the first maximum, i.e. the lowest code, i.e. the
 answer that appeared first, so the tie rule costs nothing. `correct[q, S-1]` is then a table, and a
 configuration's accuracy is one fancy-indexed mean.
+
+Per item and as a cache: a subset of the split's questions (racing) is the same table read at those
+rows, each question's 0/1 reported as its item score. The store stands in for the live sample
+cache: told the trials the search already ran (`remember`), a trial counts as newly drawn only the
+samples beyond what an earlier trial drew for that model and question (sample i is index i, as in
+the live cache), so its search cost is what a live search with the cache would have paid.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import math
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +47,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agenttts.environment.budget import TokenUsage, measured_stage_budget
-from agenttts.environment.executor import Executor, StageReport, TrialResult, parse_settings
-from agenttts.environment.metrics import normalize_answer
-from agenttts.environment.task import Config, Problem, Split, Task
+from agenttts.environment.executor import (
+    PerConfigExecutor,
+    StageReport,
+    TrialResult,
+    parse_settings,
+)
+from agenttts.environment.metrics import NORMALIZERS
+from agenttts.environment.space import Config, StageConfig
+from agenttts.environment.splits import Split, split_items
+from agenttts.environment.sweep import SweepResult, SweptOptimum, sweep
+from agenttts.environment.task import Problem, Task, TaskError
 
 SUPPORTED_METRICS = ("accuracy",)
 STORE_FIELD = "environment.settings.store"
@@ -53,12 +70,6 @@ class SamplesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     store: str = Field(description="JSONL of per-sample outputs, relative to the task file")
-
-
-class StoreError(ValueError):
-    def __init__(self, problems: Sequence[Problem]):
-        self.problems = list(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
 
 
 @dataclass
@@ -104,7 +115,10 @@ class SampleStore:
         self.models = models
 
     @classmethod
-    def parse(cls, lines: Sequence[str], source: str = "store") -> SampleStore:
+    def parse(
+        cls, lines: Iterable[str], source: str = "store", normalizer: str = "squad"
+    ) -> SampleStore:
+        normalize = NORMALIZERS[normalizer]
         problems: list[Problem] = []
         # model -> qid -> sample -> (normalised answer, tokens, prompt tokens)
         rows: dict[str, dict[str, dict[int, tuple[str, int, float]]]] = {}
@@ -142,7 +156,7 @@ class SampleStore:
             except (json.JSONDecodeError, ValueError) as e:
                 problems.append(Problem(field=where, message=str(e)))
                 continue
-            gold_set = frozenset(normalize_answer(g) for g in gold_list)
+            gold_set = frozenset(normalize(g) for g in gold_list)
             if qid in golds and golds[qid][0] != gold_set:
                 problems.append(
                     Problem(
@@ -159,7 +173,7 @@ class SampleStore:
                 continue
             answer = row["answer"]
             per_q[sample] = (
-                normalize_answer(None if answer is None else str(answer)),
+                normalize(None if answer is None else str(answer)),
                 tokens,
                 math.nan if prompt is None else float(prompt),
             )
@@ -170,7 +184,7 @@ class SampleStore:
             problems = problems[:MAX_LISTED_PROBLEMS]
             if extra > 0:
                 problems.append(Problem(field=STORE_FIELD, message=f"... and {extra} more"))
-            raise StoreError(problems)
+            raise TaskError(source, problems)
         qids = sorted(golds, key=_qid_key)
         gold_by_index = [golds[q][0] for q in qids]
         models = {m: _model_tables(qids, gold_by_index, per_model) for m, per_model in rows.items()}
@@ -218,21 +232,35 @@ def _model_tables(
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(path: str, _mtime_ns: int, _size: int) -> SampleStore:
-    with open(path) as f:
-        return SampleStore.parse(f.readlines(), source=path)
+def _load_cached(path: str, normalizer: str, _mtime_ns: int, _size: int) -> SampleStore:
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return SampleStore.parse(f, source=path, normalizer=normalizer)
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
+        # Not gzip, truncated, not UTF-8, unreadable: one clear problem, not a traceback.
+        what = "gzip-compressed JSONL" if path.endswith(".gz") else "UTF-8 JSONL"
+        raise TaskError(
+            path, [Problem(field=STORE_FIELD, message=f"cannot read {path} as {what}: {e}")]
+        ) from None
 
 
-def load_store(path: Path) -> SampleStore:
-    """Load once per file version (keyed by mtime and size)."""
+def load_store(path: Path, normalizer: str = "squad") -> SampleStore:
+    """Load once per file version (keyed by mtime and size) and answer normaliser."""
     if not path.is_file():
-        raise StoreError([Problem(field=STORE_FIELD, message=f"missing sample store {path}")])
+        raise TaskError(
+            str(path), [Problem(field=STORE_FIELD, message=f"missing sample store {path}")]
+        )
     st = path.stat()
-    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+    return _load_cached(str(path.resolve()), normalizer, st.st_mtime_ns, st.st_size)
 
 
-class SamplesReplayExecutor(Executor):
-    """Replays stored samples of a single-stage task: vote, score, and cost from real tokens."""
+class SamplesReplayExecutor(SweptOptimum, PerConfigExecutor):
+    """Replays stored samples of a single-stage task: vote, score, and cost from real tokens.
+
+    Declares `HasOptimum`: every (model, S) accuracy is one column mean of the vote table;
+    `HasItems`: any subset of the questions, each scored; `ReplaysCache`: see the module.
+    """
 
     kind = "samples"
 
@@ -240,13 +268,15 @@ class SamplesReplayExecutor(Executor):
         super().__init__(task, **overrides)
         settings, problems = parse_settings(SamplesSettings, self.settings)
         if settings is None:
-            raise StoreError(problems)
+            raise TaskError(task.source, problems)
         problems = _shape_problems(task)
         if problems:
-            raise StoreError(problems)
-        self.store = load_store(task.resolve(settings.store))
+            raise TaskError(task.source, problems)
+        self.store = load_store(task.resolve(settings.store), task.stages[0].answer_normalizer)
         self.stage = task.stages[0]
         self._split_index: dict[str, np.ndarray] = {}
+        #: model -> samples already drawn per question (store row) by this search: the cache.
+        self._drawn: dict[str, np.ndarray] = {}
 
     @classmethod
     def check_task(cls, task: Task) -> list[Problem]:
@@ -255,8 +285,8 @@ class SamplesReplayExecutor(Executor):
         if settings is None:
             return problems
         try:
-            store = load_store(task.resolve(settings.store))
-        except StoreError as e:
+            store = load_store(task.resolve(settings.store), task.stages[0].answer_normalizer)
+        except TaskError as e:
             return problems + e.problems
         if len(task.stages) == 1:
             stage = task.stages[0]
@@ -273,18 +303,56 @@ class SamplesReplayExecutor(Executor):
 
     def split_index(self, split: Split) -> np.ndarray:
         if split not in self._split_index:
-            positions = self.task.split_items(list(range(len(self.store.qids))), split)
+            positions = split_items(self.task.data, list(range(len(self.store.qids))), split)
             self._split_index[split] = np.asarray(positions, dtype=np.int64)
         return self._split_index[split]
 
-    async def _run_one(self, config: Config, split: Split) -> TrialResult:
-        return self.evaluate(config, split)
+    def split_size(self, split: Split) -> int:
+        """Questions in a split (`HasItems`: racing replays a subset of them)."""
+        return int(self.split_index(split).size)
 
-    def evaluate(self, config: Config, split: Split) -> TrialResult:
-        """Synchronous core of `_run_one` (also what the bench times)."""
-        problems = self.task.config_problems(config)
-        if problems:
-            return TrialResult(config=config, split=split, error="; ".join(problems))
+    def remember(self, earlier: Sequence[TrialResult]) -> None:
+        """`ReplaysCache`: the samples these trials drew count as cached from now on."""
+        for r in earlier:
+            if r.ok and self.stage.name in r.config.root:
+                self._draw(r.config[self.stage.name], self._rows(r.split, r.item_ids))
+
+    def _rows(self, split: Split, items: Sequence[int] | None) -> np.ndarray:
+        idx = self.split_index(split)
+        return idx if items is None else idx[np.asarray(items, dtype=np.int64)]
+
+    def _draw(self, sc: StageConfig, rows: np.ndarray) -> int:
+        """Record that samples 0..S-1 of `rows` were drawn; returns how many were cached."""
+        drawn = self._drawn.setdefault(sc.model, np.zeros(len(self.store.qids), dtype=np.int64))
+        cached = int(np.minimum(drawn[rows], sc.samples).sum())
+        drawn[rows] = np.maximum(drawn[rows], sc.samples)
+        return cached
+
+    async def _evaluate(
+        self, config: Config, split: Split, items: tuple[int, ...] | None
+    ) -> TrialResult:
+        return self.replay(config, split, items)
+
+    def sweep(self, split: Split) -> SweepResult:
+        """Every feasible (model, S) scored from the vote tables: the accuracy of each S is a
+        column mean over the split's questions; NaN where a question has fewer than S samples,
+        as `replay` fails it."""
+        idx = self.split_index(split)
+        names = self.stage.model_names
+        top = self.stage.max_samples
+        accuracy = np.full((len(names), top), np.nan)
+        for m, name in enumerate(names):
+            table = self.store.models.get(name)
+            if table is None or idx.size == 0:
+                continue
+            have = min(top, int(table.available[idx].min()), table.correct.shape[1])
+            accuracy[m, :have] = table.correct[idx, :have].mean(axis=0)
+        return sweep(self.task, lambda chunk: accuracy[chunk.model(0), chunk.samples(0) - 1])
+
+    def replay(
+        self, config: Config, split: Split, items: Sequence[int] | None = None
+    ) -> TrialResult:
+        """Synchronous core of `_evaluate`, for a checked configuration (what perf/ times)."""
         sc = config[self.stage.name]
         nominal = self.stage.cost(sc.model, sc.samples)
         base: dict[str, Any] = {
@@ -296,7 +364,7 @@ class SamplesReplayExecutor(Executor):
         table = self.store.models.get(sc.model)
         if table is None:
             return TrialResult(**base, error=f"model {sc.model!r} has no samples in the store")
-        idx = self.split_index(split)
+        idx = self._rows(split, items)
         if idx.size == 0:
             return TrialResult(**base, error=f"split {split!r} has no questions")
         short = table.available[idx] < sc.samples
@@ -309,7 +377,8 @@ class SamplesReplayExecutor(Executor):
                 f" ({int(short.sum())} question(s) short)",
             )
         s = sc.samples - 1
-        accuracy = float(table.correct[idx, s].mean())
+        correct = table.correct[idx, s]
+        accuracy = float(correct.mean())
         completion = int(table.cum_completion[idx, s].sum())
         prompts = table.prompt_tokens[idx]
         prompt_measured = not np.isnan(prompts).any()
@@ -328,6 +397,7 @@ class SamplesReplayExecutor(Executor):
             measured_cost=measured,
             prompt_tokens=prompt_total if prompt_measured else 0,
             completion_tokens=completion,
+            cached_samples=self._draw(sc, idx),
         )
         return TrialResult(
             **{**base, "stages": {self.stage.name: report}},
@@ -340,6 +410,7 @@ class SamplesReplayExecutor(Executor):
                 "questions": n,
                 "prompt_tokens_from": "store" if prompt_measured else "nominal (store has none)",
             },
+            item_scores=None if items is None else correct.astype(np.float64).tolist(),
         )
 
 

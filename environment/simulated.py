@@ -29,18 +29,28 @@ consistent on re-evaluation, quantised to 1/n, correlated across configurations 
 hard for everyone), and different between train and test. The luck e comes from a counter-based hash
 of (seed, split, configuration), so one configuration and a vectorised sweep over millions of them
 score identically.
+
+Per-item outcomes (what racing evaluates on a subset of the items): item j is the j-th threshold
+drawn, and the configuration solves it (1) or not (0) by the same rule d_j < q + e. Over random
+items each outcome is a Bernoulli draw with mean ~ q + e; over the whole split their mean *is* the
+score k/n above, so a full-split result is what it always was, and a subset's mean is that score's
+unbiased estimate. Outcomes are nested across configurations (a higher q + e solves every item a
+lower one solves), as "the same items are hard for everyone" implies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from agenttts.environment.executor import Executor, TrialResult
-from agenttts.environment.task import Config, Problem, Split, Task
+from agenttts.environment.space import Config, config_cost
+from agenttts.environment.splits import Split
+from agenttts.environment.sweep import FeasibleChunk, SweepResult, SweptOptimum, sweep
+from agenttts.environment.task import Problem, Task
 
 #: Per-stage surface settings (``stages[].settings``) and their defaults.
 STAGE_DEFAULTS: dict[str, Any] = {
@@ -54,9 +64,8 @@ STAGE_DEFAULTS: dict[str, Any] = {
 TASK_DEFAULTS: dict[str, Any] = {"noise_sd": 0.003, "jitter": 0.02, "seed": None}
 
 _PAIRS = ("quality", "gain", "tau")
-_SPLIT_CODES = {"train": 0x7A11, "test": 0x7E57}
+_SPLIT_CODES: dict[Split, int] = {"train": 0x7A11, "test": 0x7E57}
 _U64 = np.uint64
-_CHUNK = 1 << 20
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -100,24 +109,6 @@ class StageSurface:
         return np.clip((1.0 - weak) * rise - drop, 0.0, 1.0)
 
 
-@dataclass(frozen=True)
-class Optimum:
-    """The exhaustive optimum of one split, over every feasible configuration."""
-
-    score: float
-    config: Config
-    feasible: int
-    expected: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "score": self.score,
-            "config": self.config.model_dump(mode="json"),
-            "feasible": self.feasible,
-            "expected": self.expected,
-        }
-
-
 class SimulatedSurface:
     """The whole task's surfaces plus its split thresholds; scores configurations in bulk."""
 
@@ -152,12 +143,14 @@ class SimulatedSurface:
                     max_samples=stage.max_samples,
                 )
             )
-        self._thresholds = {
-            split: np.sort(
-                np.random.default_rng([self.seed, code]).uniform(0.0, 1.0, self.split_size(split))
+        #: Item thresholds in item order (item j = the j-th draw), and sorted for fast counting.
+        self._items = {
+            split: np.random.default_rng([self.seed, code]).uniform(
+                0.0, 1.0, self.split_size(split)
             )
             for split, code in _SPLIT_CODES.items()
         }
+        self._thresholds = {split: np.sort(d) for split, d in self._items.items()}
 
     def split_size(self, split: Split) -> int:
         return self.task.data.train_size if split == "train" else max(1, self.task.data.test_size)
@@ -172,10 +165,13 @@ class SimulatedSurface:
         code = model_idx.astype(np.uint64) * _U64(1_000_003) + samples.astype(np.uint64)
         return _mix(h ^ code)
 
+    def _level(self, expected: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """q + e: a configuration solves exactly the items whose threshold lies below it."""
+        return expected + self.noise_sd * _normal_from_hash(h)
+
     def _observe(self, expected: np.ndarray, h: np.ndarray, split: Split) -> np.ndarray:
-        luck = self.noise_sd * _normal_from_hash(h)
         d = self._thresholds[split]
-        return np.searchsorted(d, expected + luck, side="left") / len(d)
+        return np.searchsorted(d, self._level(expected, h), side="left") / len(d)
 
     def expected(
         self, model_idx: Sequence[np.ndarray], samples: Sequence[np.ndarray]
@@ -187,14 +183,31 @@ class SimulatedSurface:
         assert q is not None
         return q
 
+    def _hash(
+        self, model_idx: Sequence[np.ndarray], samples: Sequence[np.ndarray], split: Split
+    ) -> np.ndarray:
+        h = self._start_hash(split, len(model_idx[0]))
+        for m, s in zip(model_idx, samples, strict=True):
+            h = self._step_hash(h, m, s)
+        return h
+
     def score(
         self, model_idx: Sequence[np.ndarray], samples: Sequence[np.ndarray], split: Split
     ) -> np.ndarray:
         """Observed score on a split (k/n), vectorised over configurations."""
-        h = self._start_hash(split, len(model_idx[0]))
-        for m, s in zip(model_idx, samples, strict=True):
-            h = self._step_hash(h, m, s)
+        h = self._hash(model_idx, samples, split)
         return self._observe(self.expected(model_idx, samples), h, split)
+
+    def item_outcomes(
+        self, configs: Sequence[Config], split: Split, items: Sequence[int]
+    ) -> np.ndarray:
+        """configs x items: 1.0 where the configuration solves the item (d_j < q + e), else 0."""
+        model_idx, samples = self.encode(configs)
+        level = self._level(
+            self.expected(model_idx, samples), self._hash(model_idx, samples, split)
+        )
+        d = self._items[split][np.asarray(items, dtype=np.int64)]
+        return (d[None, :] < level[:, None]).astype(np.float64)
 
     def encode(self, configs: Sequence[Config]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         models, samples = [], []
@@ -209,84 +222,26 @@ class SimulatedSurface:
             return np.zeros(0)
         return self.score(*self.encode(configs), split)
 
-    # --- exhaustive sweep ----------------------------------------------------------------------
-    def _options(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        out = []
-        for stage in self.task.stages:
-            opts = self.task.stage_options(stage)
-            index = {name: i for i, name in enumerate(stage.model_names)}
-            out.append(
-                (
-                    np.array([index[m] for m, _, _ in opts], dtype=np.int64),
-                    np.array([s for _, s, _ in opts], dtype=np.float64),
-                    np.array([c for *_, c in opts], dtype=np.float64),
-                )
-            )
-        return out
-
-    def _sweep(self, split: Split) -> Iterator[tuple[list[Any], list[Any], np.ndarray]]:
-        """Every feasible configuration in chunks: (model idx per stage, S per stage, scores)."""
-        options = self._options()
-        budget = self.task.budget + 1e-9
-        floors = [sum(float(o[2].min()) for o in options[i + 1 :]) for i in range(len(options))]
-        # Partial configurations over the first k stages, pruned by what the rest needs at least.
-        cost = np.zeros(1)
-        picks: list[np.ndarray] = []  # option index per stage, aligned with `cost`
-        for i, (_, _, c) in enumerate(options[:-1]):
-            total = cost[:, None] + c[None, :]
-            keep = total + floors[i] <= budget
-            rows, cols = np.nonzero(keep)
-            picks = [p[rows] for p in picks] + [cols]
-            cost = total[rows, cols]
-        last_c = options[-1][2]
-        step = max(1, _CHUNK // len(last_c))
-        for lo in range(0, len(cost), step):
-            part = slice(lo, lo + step)
-            rows, cols = np.nonzero(cost[part, None] + last_c[None, :] <= budget)
-            chosen = [p[part][rows] for p in picks] + [cols]
-            m = [options[k][0][idx] for k, idx in enumerate(chosen)]
-            s = [options[k][1][idx] for k, idx in enumerate(chosen)]
-            if len(cols):
-                yield m, s, self.score(m, s, split)
-
-    def optimum(self, split: Split = "train") -> Optimum:
-        """Best observed score over every feasible configuration (ties: the cheaper one)."""
-        best: tuple[float, float, Config, float] | None = None
-        count = 0
-        for m, s, scores in self._sweep(split):
-            count += len(scores)
-            top = scores.max()
-            if best is not None and top < best[0]:
-                continue
-            idx = np.flatnonzero(scores == top)
-            configs = [self._decode(m, s, i) for i in idx]
-            cheapest = min(configs, key=self.task.cost)
-            cand = (float(top), -self.task.cost(cheapest), cheapest)
-            if best is None or cand[:2] > best[:2]:
-                exp = float(self.expected(*self.encode([cheapest]))[0])
-                best = (*cand, exp)
-        assert best is not None, "no feasible configuration"
-        return Optimum(score=best[0], config=best[2], feasible=count, expected=best[3])
-
-    def count_at_least(self, threshold: float, split: Split = "train") -> int:
-        """How many feasible configurations score at least `threshold` (the optimum's basin)."""
-        return sum(int((scores >= threshold - 1e-12).sum()) for *_, scores in self._sweep(split))
-
-    def _decode(self, m: list[np.ndarray], s: list[np.ndarray], i: int) -> Config:
-        return Config.of(
-            {st.name: (st.models[int(m[k][i])], int(s[k][i])) for k, st in enumerate(self.stages)}
+    def score_chunk(self, chunk: FeasibleChunk, split: Split) -> np.ndarray:
+        """Observed scores of a chunk of the feasible set (the exhaustive sweep's scorer)."""
+        k = range(len(self.stages))
+        return self.score(
+            [chunk.model(i) for i in k], [chunk.samples(i).astype(np.float64) for i in k], split
         )
 
 
-class SimulatedExecutor(Executor):
-    """Scores configurations on a simulated surface; no model is called."""
+class SimulatedExecutor(SweptOptimum, Executor):
+    """Scores configurations on a simulated surface, a batch at once; no model is called.
+
+    Declares `HasOptimum`: the exhaustive optimum is a vectorised sweep of the surface; and
+    `HasItems`: any subset of a split's items, with each item's outcome.
+    """
 
     kind: ClassVar[str] = "simulated"
 
     def __init__(self, task: Task, **overrides: Any):
         super().__init__(task, **overrides)
         self.surface = SimulatedSurface(task, self.settings)
-        self._optima: dict[str, Optimum] = {}
 
     @classmethod
     def check_task(cls, task: Task) -> list[Problem]:
@@ -348,36 +303,34 @@ class SimulatedExecutor(Executor):
                     problems.append(Problem(field=f"{where}.{key}", message="must be in [0, 1]"))
         return problems
 
-    async def _run_one(self, config: Config, split: Split) -> TrialResult:
-        return self.run_sync([config], split)[0]
+    def split_size(self, split: Split) -> int:
+        """Items in a split (`HasItems`: racing evaluates a subset of them)."""
+        return self.surface.split_size(split)
 
-    async def run(self, configs: Sequence[Config], split: Split) -> list[TrialResult]:
-        return self.run_sync(configs, split)
-
-    def run_sync(self, configs: Sequence[Config], split: Split) -> list[TrialResult]:
-        """Score a batch at once; invalid configurations come back as failed results."""
-        valid = [c for c in configs if not self.task.config_problems(c)]
-        scores = dict(zip(valid, self.surface.score_configs(valid, split), strict=True))
-        out = []
-        for c in configs:
-            problems = self.task.config_problems(c)
-            if problems:
-                out.append(TrialResult(config=c, split=split, error="; ".join(problems)))
-                continue
-            out.append(
-                TrialResult(
-                    config=c,
-                    split=split,
-                    metrics={self.task.main_metric: float(scores[c])},
-                    nominal_cost=self.task.cost(c),
-                    stages=self.nominal_report(c),
-                    source="simulated",
-                )
+    async def _evaluate_batch(
+        self, configs: Sequence[Config], split: Split, items: tuple[int, ...] | None
+    ) -> list[TrialResult]:
+        """Score the whole batch in one vectorised call (on `items`: their outcomes' mean)."""
+        if items is None:
+            scores = self.surface.score_configs(configs, split)
+            per_item: list[list[float] | None] = [None] * len(configs)
+        else:
+            outcomes = self.surface.item_outcomes(configs, split, items)
+            scores = outcomes.mean(axis=1)
+            per_item = [row.tolist() for row in outcomes]
+        return [
+            TrialResult(
+                config=c,
+                split=split,
+                metrics={self.task.main_metric: float(score)},
+                nominal_cost=config_cost(self.task, c),
+                stages=self.nominal_report(c),
+                source="simulated",
+                item_scores=scores_of_items,
             )
-        return out
+            for c, score, scores_of_items in zip(configs, scores, per_item, strict=True)
+        ]
 
-    def optimum(self, split: Split = "train") -> Optimum:
-        """The exhaustive optimum of a split (computed once per executor)."""
-        if split not in self._optima:
-            self._optima[split] = self.surface.optimum(split)
-        return self._optima[split]
+    def sweep(self, split: Split) -> SweepResult:
+        """Every feasible configuration scored, a vectorised chunk at a time (`SweptOptimum`)."""
+        return sweep(self.task, lambda chunk: self.surface.score_chunk(chunk, split))

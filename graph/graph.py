@@ -1,13 +1,14 @@
 """The AgentTTS search as one LangGraph graph: the whole loop at a glance.
 
     init_by_preference -> generate_guidelines -> propose_trials -> execute_trials -> check_stop
-                               ^                                                        |
+                               ^                                        ^    | racing  |
+                               |                                        +----+ (rungs) |
                                +------------------- go on ------------------------------+
                                                                                         | stop
                                                                                final_evaluation
 
-`make_graph(checkpointer)` serves the CLI (with a SqliteSaver); the module-level `graph` has no
-checkpointer because `langgraph dev` refuses one that brings its own.
+`make_graph(checkpointer)` serves the CLI (SQLite or Postgres, `storage.py`); the module-level
+`graph` has no checkpointer because `langgraph dev` refuses one that brings its own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from agenttts.graph.context import Context
 from agenttts.graph.state import InputState, State
 from agenttts.nodes.check_stop import check_stop, route
 from agenttts.nodes.execute_trials import execute_trials
+from agenttts.nodes.execute_trials import route as race_on
 from agenttts.nodes.final_evaluation import final_evaluation
 from agenttts.nodes.generate_guidelines import generate_guidelines
 from agenttts.nodes.init_by_preference import init_by_preference
@@ -49,7 +51,7 @@ def make_graph(checkpointer: Any = None, *, interrupt_before: Sequence[str] = ()
     builder.add_edge("init_by_preference", "generate_guidelines")
     builder.add_edge("generate_guidelines", "propose_trials")
     builder.add_edge("propose_trials", "execute_trials")
-    builder.add_edge("execute_trials", "check_stop")
+    builder.add_conditional_edges("execute_trials", race_on)  # racing: one rung per step
     builder.add_conditional_edges("check_stop", route)
     builder.add_edge("final_evaluation", END)
     return builder.compile(

@@ -1,4 +1,4 @@
-"""Start or continue a search thread in a SQLite checkpoint database (CLI, demo, benchmarks).
+"""Start or continue a search thread in a checkpoint database (CLI, demo, benchmarks).
 
 Every step is checkpointed with ``durability="sync"``: a process killed anywhere loses at most the
 node it was in, and running the same thread again re-runs only that node (the state's `pending`
@@ -7,32 +7,31 @@ proposals and trial ids come from the checkpoint, so nothing is asked, run or nu
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite import SqliteSaver
-
-from agenttts.archive import Trial, best_trial, load_trials
-from agenttts.environment.task import load_task, resolve_task_path
-from agenttts.graph.context import SEARCH_DEFINING, Context
+from agenttts import racing
+from agenttts.archive import Archive, Trial
+from agenttts.environment.embedded import dead_server_note
+from agenttts.environment.task_loading import load_task, resolve_task_path
+from agenttts.errors import InputError, ResumableStop
+from agenttts.graph.context import Context, conflict_error, setting_conflicts
 from agenttts.graph.graph import make_graph
+from agenttts.graph.storage import display, open_checkpointer, thread_ids, unavailable
+from agenttts.graph.writer_lock import ThreadLock, live_writers
+from agenttts.nodes.check_stop import stop_reason
+
+log = logging.getLogger("agenttts.runner")
 
 #: Far above any real search (5 steps per iteration); LangGraph's default would also do.
 RECURSION_LIMIT = 100_000
 
 Event = Callable[[str, Mapping[str, Any]], None]
-
-
-class RunError(ValueError):
-    """A request that cannot run as asked (conflicting settings, unknown thread); nothing spent."""
-
-
-class RunStopped(RuntimeError):
-    """The run stopped before its end for a reason outside it (an unreachable agent); resumable."""
 
 
 @dataclass
@@ -49,26 +48,12 @@ class SearchOutcome:
         return not self.next
 
     @property
-    def trials(self) -> list[Trial]:
-        return load_trials(self.values.get("archive") or [])
+    def trials(self) -> Archive:
+        return Archive.from_state(self.values)
 
     @property
     def best(self) -> Trial | None:
-        return best_trial(self.trials)
-
-
-@contextmanager
-def open_checkpointer(db: str | Path, *, create: bool = True) -> Iterator[SqliteSaver]:
-    path = Path(db).expanduser()
-    if not create and not path.exists():
-        raise RunError(f"no checkpoint database at {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with SqliteSaver.from_conn_string(str(path)) as saver:
-        # WAL (set by the saver) with synchronous=NORMAL: a commit survives the process being
-        # killed (the OS holds it) without an fsync per checkpoint; only a power cut can lose the
-        # last few, which the resume then re-runs.
-        saver.conn.execute("PRAGMA synchronous=NORMAL")
-        yield saver
+        return self.trials.best()
 
 
 def thread_config(thread_id: str) -> dict[str, Any]:
@@ -85,18 +70,14 @@ def _same_task(a: str, b: str) -> bool:
 def settle_settings(
     stored: Mapping[str, Any] | None, overrides: Mapping[str, Any]
 ) -> tuple[Context, list[str]]:
-    """The settings a run uses: for a new run the overrides on the defaults; for a resumed one the
-    recorded settings with the overrides that do not change what is searched. Returns the
-    conflicts too (an override of a search-defining setting with another value)."""
+    """The settings a run uses: for a new run the overrides on the defaults (or the environment's
+    `AGENTTTS_<FIELD>`); for a resumed one the recorded settings, never the environment, with the
+    overrides that do not change what is searched. Returns the conflicts too (an override of a
+    search-defining setting with another value)."""
     if stored is None:
-        return Context.from_dict(dict(overrides)), []
-    base = Context.from_dict(dict(stored)).to_dict()
-    conflicts = [
-        f"{k}: the thread has {base[k]!r}, asked {overrides[k]!r}"
-        for k in SEARCH_DEFINING
-        if k in overrides and overrides[k] != base.get(k)
-    ]
-    return Context.from_dict({**base, **overrides}), conflicts
+        return Context.from_dict(overrides), []
+    base = Context.from_dict(stored).to_dict()
+    return Context.from_dict({**base, **overrides}), setting_conflicts(base, overrides)
 
 
 def run_search(
@@ -106,18 +87,19 @@ def run_search(
     overrides: Mapping[str, Any] | None = None,
     *,
     on_event: Event | None = None,
+    on_start: Event | None = None,
     interrupt_before: Sequence[str] = (),
 ) -> SearchOutcome:
     """Start `thread_id` on `task_ref`, or continue it from its last checkpoint.
 
     `overrides` are Context fields given explicitly (a resumed run keeps the rest as recorded).
-    Raises TaskError/RunError before anything is spent; RunStopped when the agent is unreachable.
+    `on_start(node, state)` is called as a node starts, `on_event(node, update)` as it ends.
+    Raises InputError (a TaskError among them) before anything is spent; ResumableStop, naming
+    the thread to resume, when the agent or an endpoint cannot be reached.
     """
-    from agenttts.llm import AgentUnreachable
-
     overrides = dict(overrides or {})
-    load_task(task_ref)  # every problem with the task file, before any compute
-    with open_checkpointer(db) as saver:
+    task = load_task(task_ref)  # every problem with the task file, before any compute
+    with open_checkpointer(db) as saver, ThreadLock(db, thread_id) as lock:
         graph = make_graph(saver, interrupt_before=interrupt_before)
         cfg = thread_config(thread_id)
         snap = graph.get_state(cfg)
@@ -125,7 +107,7 @@ def run_search(
         if resumed:
             stored_task = snap.values.get("task", "")
             if not _same_task(stored_task, task_ref):
-                raise RunError(
+                raise InputError(
                     f"thread {thread_id!r} searches task {stored_task!r}, not {task_ref!r}; "
                     "use another --thread for another task"
                 )
@@ -133,29 +115,49 @@ def run_search(
             snap.values.get("settings") if resumed else None, overrides
         )
         if conflicts:
-            raise RunError(
-                f"thread {thread_id!r} was started with other settings ("
-                + "; ".join(conflicts)
-                + "); run it with its own settings or start another --thread"
-            )
-        problems = ctx.problems()
-        if problems:
-            raise RunError("; ".join(problems))
+            raise conflict_error(thread_id, conflicts)
+        ctx.validate()
+        racing.check(task, ctx.racing)  # racing on an aggregate-only executor: refused here
         if resumed and not snap.next:
-            return SearchOutcome(thread_id, dict(snap.values), (), True, False, ctx)
+            if stop_reason(snap.values, ctx) is not None:  # it would stop right there again
+                return SearchOutcome(thread_id, dict(snap.values), (), True, False, ctx)
+            # Raised limits lift the recorded stop: continue from the stop check, as if it had
+            # said "go on"; the test result and report are redone at the new end.
+            log.info(
+                "thread %r had stopped (%s); continuing it under the new limits",
+                thread_id,
+                snap.values.get("stop_reason"),
+            )
+            graph.update_state(
+                cfg, {"stop_reason": None, "test_result": None, "report": None}, "check_stop"
+            )
 
         inp = None if resumed else {"task": task_ref, "settings": ctx.to_dict()}
+        modes = ["updates", "tasks"] if on_start is not None else ["updates"]
         try:
-            for chunk in graph.stream(
-                inp, cfg, context=ctx, durability="sync", stream_mode="updates"
+            for mode, chunk in graph.stream(
+                inp, cfg, context=ctx, durability="sync", stream_mode=modes
             ):
+                if mode == "tasks":  # a task starting carries its input, a finished one not
+                    if on_start is not None and "input" in chunk:
+                        on_start(chunk["name"], chunk["input"] or {})
+                    continue
                 for node, update in chunk.items():
                     if on_event is not None and isinstance(update, Mapping):
                         on_event(node, update)
-        except AgentUnreachable as e:
-            raise RunStopped(
-                f"{e}. The run stopped; thread {thread_id!r} is saved in {db} — run the same "
-                "command again to continue once the agent is reachable."
+                lock.check()
+        except ResumableStop as e:
+            dead = dead_server_note()  # "unreachable" alone hides a crashed embedded server
+            raise ResumableStop(
+                f"{e}{f'; {dead}' if dead else ''}\nThe run stopped; thread {thread_id!r} is "
+                f"saved in {display(db)} — run the same command again to continue once the "
+                "agent is reachable."
+            ) from None
+        except unavailable() as e:
+            raise ResumableStop(
+                f"the checkpoint database failed ({str(e).strip()}).\nThe run stopped; thread "
+                f"{thread_id!r} is saved in {display(db)} up to its last checkpoint — run the "
+                "same command again to continue once the database is back."
             ) from None
         final = graph.get_state(cfg)
         return SearchOutcome(thread_id, dict(final.values), tuple(final.next), resumed, True, ctx)
@@ -176,70 +178,117 @@ class RunSummary:
     trials: int
     best: float | None
     stop_reason: str | None
-
-
-def thread_ids(db: str | Path) -> list[str]:
-    path = Path(db).expanduser()
-    if not path.exists():
-        raise RunError(f"no checkpoint database at {path}")
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = con.execute(
-            "SELECT thread_id, MIN(rowid) FROM checkpoints GROUP BY thread_id ORDER BY 2"
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return []  # a database with no checkpoint table yet holds no runs
-    finally:
-        con.close()
-    return [r[0] for r in rows]
+    error: str | None = None  # what stopped an unfinished thread, in full
 
 
 def status_of(snap: Any) -> str:
+    """One short line: finished, resumable before a node, or stopped in one and why (in brief)."""
     if not snap.next:
         return "finished"
-    errors = [t.error for t in snap.tasks if getattr(t, "error", None)]
-    if errors:
-        return f"stopped in {snap.next[0]}: {str(errors[0]).splitlines()[0][:80]}"
+    error = stop_error(snap)
+    if error:
+        brief = error if len(error) <= STATUS_CHARS else error[: STATUS_CHARS - 1] + "…"
+        return f"stopped in {snap.next[0]}: {brief}"
     return f"resumable before {snap.next[0]}"
 
 
+#: How much of a stop's message the status column shows (`runs --json` has all of it).
+STATUS_CHARS = 60
+_REPR = re.compile(r"^\w+\((['\"])(.*)\1\)$", re.DOTALL)
+
+
+def stop_error(snap: Any) -> str | None:
+    """The message of the error that stopped a thread, without the exception's repr around it
+    (a checkpoint keeps `ResumableStop('...')`), first line only."""
+    errors = [str(t.error) for t in snap.tasks if getattr(t, "error", None)]
+    if not errors:
+        return None
+    text = errors[0].strip()
+    match = _REPR.match(text)
+    if match:
+        text = match.group(2)
+    return (text.replace("\\n", "\n").splitlines() or [""])[0]
+
+
 def read_thread(db: str | Path, thread_id: str) -> Any:
-    """The thread's latest state snapshot; RunError when the database has no such thread."""
+    """The thread's latest state snapshot; InputError when the database has no such thread."""
     with open_checkpointer(db, create=False) as saver:
         snap = make_graph(saver).get_state(thread_config(thread_id))
     if not snap.values:
-        raise RunError(f"no thread {thread_id!r} in {db}")
+        raise InputError(f"no thread {thread_id!r} in {display(db)}")
     return snap
 
 
 def list_runs(db: str | Path) -> list[RunSummary]:
+    """Every thread in `db`, oldest first; a thread a live process is writing shows as running."""
     out = []
-    ids = thread_ids(db)
     with open_checkpointer(db, create=False) as saver:
         graph = make_graph(saver)
-        for tid in ids:
+        writing = live_writers(db)
+        for tid in thread_ids(saver):
             snap = graph.get_state(thread_config(tid))
             v = snap.values
-            trials = load_trials(v.get("archive") or [])
-            best = best_trial(trials)
+            archive = Archive.from_state(v)
+            best = archive.best()
             out.append(
                 RunSummary(
                     thread_id=tid,
                     task=str(v.get("task", "")),
                     proposer=str((v.get("settings") or {}).get("proposer", "")),
-                    status=status_of(snap),
+                    status=f"running ({writing[tid]})" if tid in writing else status_of(snap),
                     iteration=int(v.get("iteration") or 0),
-                    trials=sum(t.status != "rejected" for t in trials),
+                    trials=len(archive.executed()),
                     best=best.score if best else None,
                     stop_reason=v.get("stop_reason"),
+                    error=stop_error(snap),
                 )
             )
     return out
 
 
+class NodeProgress:
+    """What `search` and `demo` print: a timestamped line as each node starts, and one as it
+    ends saying what it did and how long it took (a live node can run for minutes)."""
+
+    def __init__(self, write: Callable[[str], None] = print) -> None:
+        self.write = write
+        self.started: dict[str, float] = {}
+
+    @staticmethod
+    def _stamp() -> str:
+        return time.strftime("%H:%M:%S")
+
+    def start(self, node: str, state: Mapping[str, Any]) -> None:
+        self.started[node] = time.monotonic()
+        self.write(f"{self._stamp()} > {describe_start(node, state)}")
+
+    def end(self, node: str, update: Mapping[str, Any]) -> None:
+        began = self.started.pop(node, None)
+        took = "" if began is None else f" ({time.monotonic() - began:.1f} s)"
+        self.write(f"{self._stamp()}   {describe_update(node, update)}{took}")
+
+
+def describe_start(node: str, state: Mapping[str, Any]) -> str:
+    """What a node is about to do, from the state it starts on."""
+    iteration = int(state.get("iteration") or 0)
+    if node == "init_by_preference":
+        return "init: the initial trials (every model of each stage) and the model preferences"
+    if node == "generate_guidelines":
+        return f"iteration {iteration + 1}: guidelines"
+    if node == "propose_trials":
+        return f"iteration {iteration}: proposals"
+    if node == "execute_trials":
+        return f"iteration {iteration}: running {len(state.get('pending') or [])} trial(s)"
+    if node == "check_stop":
+        return "stop check"
+    if node == "final_evaluation":
+        return "final evaluation: the best configuration on the test split, then the report"
+    return node
+
+
 def describe_update(node: str, update: Mapping[str, Any]) -> str:
     """One progress line per node, for people watching a run."""
-    trials = load_trials(update.get("archive") or [])
+    trials = Archive.from_state(update)
     failures = len(update.get("agent_failures") or [])
     extra = f", {failures} agent failure(s) recorded" if failures else ""
     if node == "init_by_preference":
@@ -250,15 +299,15 @@ def describe_update(node: str, update: Mapping[str, Any]) -> str:
         got = "new guidelines" if update.get("guidelines") else "no guidelines"
         return f"iteration {update.get('iteration')}: {got}{extra}"
     if node == "propose_trials":
-        rejected = sum(t.status == "rejected" for t in trials)
-        return f"  proposed {len(update.get('pending') or [])} new, {rejected} rejected{extra}"
+        rejected = len(trials.rejected())
+        return f"proposed {len(update.get('pending') or [])} new, {rejected} rejected{extra}"
     if node == "execute_trials":
-        scores = [t.score for t in trials if t.score is not None]
-        failed = sum(t.status == "failed" for t in trials)
+        scores = trials.scores()
+        failed = len(trials.failed())
         top = f", best of batch {max(scores):.4g}" if scores else ""
-        return f"  executed {len(trials)} ({failed} failed){top}"
+        return f"executed {len(trials)} ({failed} failed){top}"
     if node == "check_stop":
-        return f"  stop: {update['stop_reason']}" if update.get("stop_reason") else "  go on"
+        return f"stop: {update['stop_reason']}" if update.get("stop_reason") else "go on"
     if node == "final_evaluation":
         test = update.get("test_result") or {}
         score = test.get("score")

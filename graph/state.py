@@ -1,14 +1,40 @@
 """The search's state: what a checkpoint holds, so a killed run resumes with nothing lost.
 
 Everything is JSON-plain (dicts, lists, strings, numbers): Studio shows it as is and the checkpoint
-serializer needs no registered types. Trials are `Trial.dump()` dicts (see `agenttts.archive`).
-Append-only lists use `operator.add`; to replace one from Studio, send `Overwrite(value=[...])`.
+serializer needs no registered types. Trials are `Trial.dump()` dicts; `Archive.from_state` reads
+them back with the queries every node shares (see `agenttts.archive`).
+
+The lists that grow with the search (`archive`, `guideline_log`, `agent_failures`) are LangGraph
+delta channels: a checkpoint stores only the items a step appended, and LangGraph rebuilds the
+whole list from the thread's writes (`get_state()` returns it whole), so a thread's storage grows
+linearly with its trials instead of with their square. To replace one from Studio or the HTTP API,
+send `Overwrite(value=[...])` (JSON: ``{"__overwrite__": [...]}``) as with any reducer channel.
 """
 
 from __future__ import annotations
 
-import operator
+from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
+
+from langgraph.channels.delta import DeltaChannel
+
+#: Appends between full snapshots of a growing list. A snapshot holds the whole list, so frequent
+#: ones bring back quadratic growth; replay depth stays bounded anyway by LangGraph's cap on
+#: supersteps between snapshots (5,000 supersteps: about 1,250 search iterations).
+SNAPSHOT_EVERY = 1000
+
+
+def append(current: list[Any], writes: Sequence[list[Any] | None]) -> list[Any]:
+    """The delta channels' reducer: every list a step wrote, appended in order (a new list: the
+    current one may be shared with a checkpoint). Batching-invariant, as `DeltaChannel` needs."""
+    out = list(current)
+    for items in writes:
+        out.extend(items or ())
+    return out
+
+
+def appended() -> DeltaChannel[list[Any]]:
+    return DeltaChannel(append, snapshot_frequency=SNAPSHOT_EVERY)
 
 
 class InputState(TypedDict, total=False):
@@ -19,17 +45,17 @@ class InputState(TypedDict, total=False):
 
 
 class State(InputState, total=False):
-    archive: Annotated[list[dict[str, Any]], operator.add]  # every trial, in trial_id order
+    archive: Annotated[list[dict[str, Any]], appended()]  # every trial, in trial_id order
     preferences: dict[str, str]  # insight 1: stage -> the model to explore further
     preference_notes: str
     guidelines: str  # the current search guidelines (editable mid-run in Studio)
-    guideline_log: Annotated[list[dict[str, Any]], operator.add]  # {iteration, text} per iteration
+    guideline_log: Annotated[list[dict[str, Any]], appended()]  # {iteration, text} per iteration
     iteration: int  # the current search iteration (0: initialisation)
     pending: list[dict[str, Any]]  # screened proposals awaiting execution: {config, rationale}
     stale_iterations: int  # iterations in a row without a better score
     empty_proposals: int  # iterations in a row whose proposals held nothing new to run
-    agent_usage: dict[str, int]  # totals of AgentUsage over the run
-    agent_failures: Annotated[list[dict[str, Any]], operator.add]  # {iteration, node, error}
+    agent_usage: dict[str, float]  # totals of AgentUsage over the run (calls, tokens, seconds)
+    agent_failures: Annotated[list[dict[str, Any]], appended()]  # {iteration, node, error}
     stop_reason: str | None
     test_result: dict[str, Any] | None  # the best configuration's Trial dump on the test split
     report: dict[str, str] | None  # paths of the report files

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agenttts.archive import Trial, best_trial, scored
+from agenttts.archive import Archive
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
 from agenttts.nodes import common
+from agenttts.proposers import proposer_class
 
 #: Iterations in a row with nothing new to run before the space counts as exhausted.
 EMPTY_LIMIT = 2
 
 
-def stale_iterations(trials: Sequence[Trial], iteration: int) -> int:
+def stale_iterations(archive: Archive, iteration: int) -> int:
     """Search iterations in a row, up to `iteration`, that did not raise the best score."""
-    best: float | None = None
-    for t in scored(trials):
-        if t.iteration == 0 and (best is None or t.score > best):  # type: ignore[operator]
-            best = t.score
+    tops = archive.top_by_iteration()  # one pass over the archive, not one per iteration
+    best = tops.get(0)
     stale = 0
     for k in range(1, iteration + 1):
-        top = max((t.score for t in scored(trials) if t.iteration == k), default=None)
+        top = tops.get(k)
         if top is not None and (best is None or top > best):
             best, stale = top, 0
         else:
@@ -33,18 +31,19 @@ def stale_iterations(trials: Sequence[Trial], iteration: int) -> int:
 
 
 def stop_reason(state: State, ctx: Context) -> str | None:
-    trials = common.archive(state)
+    archive = Archive.from_state(state)
     iteration = int(state.get("iteration") or 0)
-    best = best_trial(trials)
-    executed = [t for t in trials if t.status != "rejected" and t.phase != "test"]
-    stale = stale_iterations(trials, iteration)
+    best = archive.best()
+    executed = archive.executed()
+    stale = stale_iterations(archive, iteration)
     if ctx.target is not None and best is not None and best.score >= ctx.target:  # type: ignore[operator]
         return f"target reached: score {best.score:.4g} >= {ctx.target:g}"
     if ctx.max_trials is not None and len(executed) >= ctx.max_trials:
         return f"maximum trials reached ({len(executed)} >= {ctx.max_trials})"
     if iteration >= ctx.max_iterations:
         return f"maximum iterations reached ({iteration})"
-    if ctx.patience is not None and stale >= ctx.patience:
+    patience = None if proposer_class(ctx.proposer).exhaustive else ctx.patience
+    if patience is not None and stale >= patience:
         return f"patience exhausted: {stale} iterations without a better score"
     if int(state.get("empty_proposals") or 0) >= EMPTY_LIMIT:
         return (
@@ -55,10 +54,10 @@ def stop_reason(state: State, ctx: Context) -> str | None:
 
 def check_stop(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = common.settings(state, runtime)
-    trials = common.archive(state)
+    archive = Archive.from_state(state)
     return {
         "stop_reason": stop_reason(state, ctx),
-        "stale_iterations": stale_iterations(trials, int(state.get("iteration") or 0)),
+        "stale_iterations": stale_iterations(archive, int(state.get("iteration") or 0)),
     }
 
 

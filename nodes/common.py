@@ -7,19 +7,24 @@ same update.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
-from agenttts.archive import Trial, load_trials
+from agenttts.archive import Archive, Phase, Trial
 from agenttts.environment.executor import TrialResult
-from agenttts.environment.registry import make_executor
-from agenttts.environment.task import Config, Split, Task, load_task, resolve_task_path
-from agenttts.graph.context import Context
+from agenttts.environment.registry import run_batch
+from agenttts.environment.space import Config
+from agenttts.environment.splits import Split
+from agenttts.environment.task import Task
+from agenttts.environment.task_loading import load_task, resolve_task_path
+from agenttts.errors import ResumableStop
+from agenttts.graph.context import Context, conflict_error, setting_conflicts
 from agenttts.graph.state import State
 from agenttts.proposers import make_proposer
 from agenttts.proposers.base import AgentUsage, ProposalContext, Proposer
@@ -43,28 +48,38 @@ def get_task(ref: str) -> Task:
 
 
 def settings(state: State, runtime: Runtime[Context] | None) -> Context:
-    """The run's context; a run started without one (a bare Studio run) uses what the state
-    recorded, else the defaults."""
+    """The run's context, checked: every node reads it here, so a Studio or HTTP run with a bad
+    setting stops at its first node with the CLI's message (InputError), before anything is spent.
+    A run started without one (a bare Studio run) uses what the state recorded, else the
+    defaults."""
     ctx = runtime.context if runtime is not None else None
-    if isinstance(ctx, Context):
-        return ctx
     if isinstance(ctx, dict):
-        return Context.from_dict(ctx)
-    return Context.from_dict(state.get("settings") or {})
+        ctx = Context.from_dict(ctx)
+    recorded = state.get("settings")
+    if not isinstance(ctx, Context):
+        ctx = Context.from_dict(recorded or {})
+    elif recorded:  # a run on a started thread (Studio, HTTP) may not change what is searched
+        conflicts = setting_conflicts(recorded, ctx.to_dict())
+        if conflicts:
+            raise conflict_error(_thread_id(), conflicts)
+    return ctx.validate()
+
+
+def _thread_id() -> str:
+    try:
+        return str(get_config()["configurable"]["thread_id"])
+    except (RuntimeError, KeyError):  # called outside a graph run (a node under test)
+        return "?"
 
 
 def proposer_for(ctx: Context) -> Proposer:
     return make_proposer(ctx.proposer, ctx.proposer_settings())
 
 
-def archive(state: State) -> list[Trial]:
-    return load_trials(state.get("archive") or [])
-
-
-def proposal_context(task: Task, state: State, ctx: Context) -> ProposalContext:
+def proposal_context(task: Task, state: Mapping[str, Any], ctx: Context) -> ProposalContext:
     return ProposalContext(
         task=task,
-        archive=archive(state),
+        archive=Archive.from_state(state),
         iteration=int(state.get("iteration") or 0),
         batch_size=ctx.batch_size,
         guidelines=state.get("guidelines") or None,
@@ -73,7 +88,7 @@ def proposal_context(task: Task, state: State, ctx: Context) -> ProposalContext:
     )
 
 
-def add_usage(state: State, *usages: AgentUsage | None) -> dict[str, int]:
+def add_usage(state: State, *usages: AgentUsage | None) -> dict[str, float]:
     total = AgentUsage.model_validate(state.get("agent_usage") or {})
     for u in usages:
         if u is not None:
@@ -85,19 +100,17 @@ def failures(iteration: int, node: str, errors: Sequence[str]) -> list[dict[str,
     return [{"iteration": iteration, "node": node, "error": e} for e in errors]
 
 
-def run_configs(task: Task, configs: Sequence[Config], split: Split) -> list[TrialResult]:
-    """Run a batch on a fresh executor in its own event loop (the node is sync)."""
-    if not configs:
-        return []
-
-    async def go() -> list[TrialResult]:
-        executor = make_executor(task)
-        try:
-            return await executor.run(list(configs), split)
-        finally:
-            await executor.aclose()
-
-    return asyncio.run(go())
+def run_configs(
+    task: Task,
+    configs: Sequence[Config],
+    split: Split,
+    *,
+    items: Sequence[int] | None = None,
+    earlier: Sequence[TrialResult] = (),
+) -> list[TrialResult]:
+    """Where every node runs trials (one seam for tests and perf/ to wrap): on `items` of the
+    split (None: all), with `earlier` (the archive's executed trials) as a replay's cache."""
+    return run_batch(task, configs, split, items=items, earlier=earlier)
 
 
 def trials_from(
@@ -107,36 +120,38 @@ def trials_from(
     first_id: int,
     iteration: int,
     proposer: str,
-    phase: str = "search",
+    phase: Phase = "search",
     rationales: Sequence[str | None] | None = None,
 ) -> list[dict[str, Any]]:
-    out = []
-    for i, r in enumerate(results):
-        out.append(
-            Trial.from_result(
-                r,
-                task,
-                trial_id=first_id + i,
-                iteration=iteration,
-                proposer=proposer,
-                phase=phase,  # type: ignore[arg-type]
-                rationale=rationales[i] if rationales else None,
-            ).dump()
-        )
-    return out
+    """The state's dicts for a batch of results, numbered from `first_id` (the archive's next)."""
+    return [
+        Trial.from_result(
+            r,
+            task,
+            trial_id=first_id + i,
+            iteration=iteration,
+            proposer=proposer,
+            phase=phase,
+            rationale=rationales[i] if rationales else None,
+        ).dump()
+        for i, r in enumerate(results)
+    ]
 
 
 def guarded(call: Any, *args: Any) -> tuple[Any, str | None]:
-    """Call a proposer method; any failure but an unreachable agent becomes a recorded error.
+    """Call a proposer method; any failure but a resumable stop becomes a recorded error.
 
-    An unreachable endpoint propagates: the run stops there, and the checkpoint before this node
-    lets the same command resume it once the server is back.
+    A `ResumableStop` (an unreachable agent or endpoint) propagates: the run stops there, and the
+    checkpoint before this node lets the same command resume it once the server is back.
     """
+    start = time.perf_counter()
     try:
-        return call(*args), None
+        result = call(*args)
+    except ResumableStop:
+        raise
     except Exception as e:
-        from agenttts.llm import AgentUnreachable
-
-        if isinstance(e, AgentUnreachable):
-            raise
         return None, f"{type(e).__name__}: {e}"
+    usage = getattr(result, "usage", None)
+    if isinstance(usage, AgentUsage) and usage.calls:  # an agent step records its time
+        usage.seconds += time.perf_counter() - start
+    return result, None

@@ -1,8 +1,8 @@
-"""Initialisation by model preference (insight 1), as the paper does it.
+"""The search's initial trials (the paper's initialisation by model preference, insight 1).
 
-For each stage: the other stages run their largest model with one sample; every model of this stage
-runs at the largest sample count its share of the budget allows. The proposer then states which
-model each stage should explore further.
+The proposer says which trials to run (`Proposer.initial_configs`; for the agenttts and insight
+proposers, `insight.preferences.preference_configs`); they run as the init phase, and the proposer
+then states which model each stage should explore further.
 """
 
 from __future__ import annotations
@@ -11,42 +11,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agenttts.environment.task import Config, Task
+from agenttts import racing
+from agenttts.archive import Archive
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
 from agenttts.nodes import common
 from agenttts.proposers.screening import screen
-
-
-def preference_configs(task: Task) -> list[tuple[Config, str]]:
-    """The initial trials with why each was chosen; infeasible ones are left out.
-
-    A stage's samples are capped by its budget share and by what the other stages leave of the
-    total, so every configuration returned fits the budget; a model too large for its share even
-    with one sample still gets that one sample when the total allows it.
-    """
-    shares = task.budget_shares()
-    base = task.largest_single_sample_config()
-    out: list[tuple[Config, str]] = []
-    for stage in task.stages:
-        others = sum(c for name, c in task.stage_costs(base).items() if name != stage.name)
-        allowance = min(shares[stage.name] * task.budget, task.budget - others)
-        for model in stage.model_names:
-            samples = stage.max_samples_for(model, allowance)
-            if samples < 1 and stage.cost(model, 1) <= task.budget - others + 1e-9:
-                samples = 1  # over its share even alone, yet within the budget: try it once
-            if samples < 1:
-                continue
-            config = Config.of({**base.root, stage.name: (model, samples)})
-            out.append(
-                (
-                    config,
-                    f"initialisation by model preference: stage {stage.name} with {model} at "
-                    f"{samples} samples ({shares[stage.name]:.0%} of the budget), other stages at "
-                    "their largest model with one sample",
-                )
-            )
-    return out
 
 
 def init_by_preference(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -54,14 +24,22 @@ def init_by_preference(state: State, runtime: Runtime[Context]) -> dict[str, Any
     task = common.get_task(state["task"])
     proposer = common.proposer_for(ctx)
     update: dict[str, Any] = {"iteration": 0, "settings": state.get("settings") or ctx.to_dict()}
-    if not proposer.uses_preference_init or 1 in proposer.settings.no_insights:
+    racing.check(task, ctx.racing)  # a racing search on an aggregate-only executor: input error
+    planned = proposer.initial_configs(task)
+    if planned is None:
         return update
 
-    planned = preference_configs(task)
-    screened = screen(task, [c for c, _ in planned], common.archive(state))
+    archive = Archive.from_state(state)
+    screened = screen(task, [c for c, _ in planned], archive)
+    del screened.accepted[ctx.max_trials or len(screened.accepted) :]  # a trial cap is a cap
     why = {c.key(): r for c, r in planned}
-    first = len(state.get("archive") or [])
-    results = common.run_configs(task, screened.accepted, "train")
+    first = archive.next_id
+    # Under racing the initial trials run every item, in the race's order and scored per item:
+    # they are the first incumbents the racing configurations are compared with, item by item.
+    order = racing.plan(task, ctx.racing, ctx.seed).order if ctx.racing else None
+    results = common.run_configs(
+        task, screened.accepted, "train", items=order, earlier=archive.executed()
+    )
     trials = common.trials_from(
         task,
         results,

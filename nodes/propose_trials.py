@@ -2,30 +2,52 @@
 
 Rejected configurations enter the archive with the reason (the agent sees them next time);
 duplicates of archived trials are dropped; the rest wait in `pending`, so a kill before execution
-does not ask the agent again.
+does not ask the agent again. A trial cap is a cap: the batch asked for is what the cap leaves, and
+once nothing is left no proposer is asked at all. Each pending trial carries its rationale: its
+own where the proposal gives one (repaired to fit the budget, topped up by the insight proposer:
+`Proposal.notes`), else the batch's.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agenttts.archive import Trial
+from agenttts.archive import Archive, Trial
+from agenttts.environment.space import Config
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
 from agenttts.nodes import common
+from agenttts.proposers.base import Proposal
 from agenttts.proposers.screening import screen
+
+
+def room_left(ctx: Context, archive: Archive) -> int:
+    """How many trials this iteration may run: a batch, or what the trial cap leaves of it."""
+    if ctx.max_trials is None:
+        return ctx.batch_size
+    return max(0, min(ctx.batch_size, ctx.max_trials - len(archive.executed())))
+
+
+def rationale_of(proposal: Proposal | None, config: Config) -> str | None:
+    """A trial's rationale: its own where the proposal has one, else the batch's."""
+    if proposal is None:
+        return None
+    return proposal.notes.get(config.key()) or proposal.rationale or None
 
 
 def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = common.settings(state, runtime)
     task = common.get_task(state["task"])
     iteration = int(state.get("iteration") or 0)
-    trials = common.archive(state)
-    proposal, error = common.guarded(
-        common.proposer_for(ctx).propose, common.proposal_context(task, state, ctx)
-    )
+    archive = Archive.from_state(state)
+    room = room_left(ctx, archive)
+    if room == 0:
+        return {"pending": []}
+    pctx = replace(common.proposal_context(task, state, ctx), batch_size=room)
+    proposal, error = common.guarded(common.proposer_for(ctx).propose, pctx)
     update: dict[str, Any] = {}
     errors = [error] if error else list(proposal.errors)
     if errors:
@@ -34,8 +56,8 @@ def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if proposal is not None:
         update["agent_usage"] = common.add_usage(state, proposal.usage)
 
-    screened = screen(task, configs, trials)
-    first = len(trials)
+    screened = screen(task, configs, archive)
+    first = archive.next_id
     rejected = [
         Trial.rejected(
             config, reason, trial_id=first + i, iteration=iteration, proposer=ctx.proposer
@@ -44,10 +66,10 @@ def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ]
     if rejected:
         update["archive"] = rejected
-    accepted = screened.accepted[: ctx.batch_size]
-    rationale = (proposal.rationale or None) if proposal is not None else None
+    accepted = screened.accepted[:room]
     update["pending"] = [
-        {"config": c.model_dump(mode="json"), "rationale": rationale} for c in accepted
+        {"config": c.model_dump(mode="json"), "rationale": rationale_of(proposal, c)}
+        for c in accepted
     ]
     update["empty_proposals"] = 0 if accepted else int(state.get("empty_proposals") or 0) + 1
     return update

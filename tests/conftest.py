@@ -3,12 +3,24 @@
 Resolution, once per session: `$AGENTTTS_EMBEDDED_URL` (a server already running, e.g. one started
 with `agenttts serve`) is reused; otherwise with `AGENTTTS_EMBEDDED=1` (as `make test` sets) one is
 started for the session and stopped after it; otherwise tests that need it are skipped and say why.
+
+`postgres_server` / `postgres_db`: a real PostgreSQL server, a throwaway cluster of Debian's
+`postgresql` package (`.ci/run` installs it) started on 127.0.0.1 for the session; skipped, saying
+why, only where the package or the `postgres` extra is not installed.
 """
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Iterator
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +49,93 @@ def embedded_server() -> Iterator[str]:
     finally:
         os.environ.pop(ENV_URL, None)
         server.stop()
+
+
+def _postgres_bin() -> Path | None:
+    """The newest installed server's bin folder (Debian: /usr/lib/postgresql/N/bin)."""
+    found = sorted(
+        (Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")),
+        key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1]
+    pg_ctl = shutil.which("pg_ctl")
+    return Path(pg_ctl).parent if pg_ctl else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a PostgreSQL superuser on a throwaway cluster listening on 127.0.0.1 only (and a unix
+    socket in its temp folder), stopped and deleted after the session. PostgreSQL refuses to run
+    as root, so under root the cluster belongs to the `postgres` OS user. Trust authentication:
+    nothing but this machine reaches it, and no password is written anywhere."""
+    pytest.importorskip("psycopg", reason="needs the postgres extra: pip install -e '.[postgres]'")
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip(
+            "needs a PostgreSQL server: apt-get install -y postgresql (.ci/run does); no pg_ctl "
+            "under /usr/lib/postgresql/*/bin or on PATH"
+        )
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="agenttts-pg-"))
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("PostgreSQL refuses to run as root and there is no `postgres` OS user")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, log, port = folder / "data", folder / "server.log", _free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120)
+
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "agenttts", "-A", "trust", "-E",
+            "UTF8", "--no-sync", "--no-instructions")  # fmt: skip
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+            options, "start")  # fmt: skip
+    except subprocess.CalledProcessError as e:
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {e.stderr or e.stdout}\n{tail}")
+    try:
+        yield f"postgresql://agenttts@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_db(postgres_server: str) -> Callable[[], str]:
+    """A factory: each call creates a fresh, empty database on the session's server, its URL."""
+    import psycopg
+
+    def create() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+    return create
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def checkpoint_db(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A factory of fresh `--db` values by name: the test runs on a SQLite file, then again on a
+    PostgreSQL database (skipped, saying why, where PostgreSQL is not installed)."""
+    if request.param == "sqlite":
+        return lambda name: str(tmp_path / f"{name}.sqlite")
+    make: Callable[[], str] = request.getfixturevalue("postgres_db")
+    return lambda name: make()

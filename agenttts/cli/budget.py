@@ -9,8 +9,17 @@ import argparse
 import json
 
 from agenttts.cli.common import fmt_params, fmt_units, format_table, parse_config_arg
-from agenttts.cli.main import UserError
-from agenttts.environment.task import Config, Task, load_task
+from agenttts.environment.space import (
+    Config,
+    cheapest_config,
+    config_problems,
+    count_feasible,
+    largest_single_sample_config,
+    stage_costs,
+)
+from agenttts.environment.task import Task
+from agenttts.environment.task_loading import load_task
+from agenttts.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_breakdown(task: Task, config: Config) -> dict:
-    costs = task.stage_costs(config)
+    costs = stage_costs(task, config)
     total = sum(costs.values())
     return {
         "stages": [
@@ -82,15 +91,15 @@ def cmd_budget(args: argparse.Namespace) -> int:
     if args.config:
         config = parse_config_arg(task, args.config)
         # Over budget is an answer here, not an error; anything else the config gets wrong is.
-        problems = [p for p in task.config_problems(config) if "exceeds the budget" not in p]
+        problems = [p for p in config_problems(task, config) if "exceeds the budget" not in p]
         if problems:
-            raise UserError("invalid --config: " + "; ".join(problems))
+            raise InputError("invalid --config: " + "; ".join(problems))
         b = config_breakdown(task, config)
         print(json.dumps(b, indent=2) if args.json else render_breakdown(b))
         return 0
-    cheapest = config_breakdown(task, task.cheapest_config())
-    largest = config_breakdown(task, task.largest_single_sample_config())
-    feasible = task.count_feasible()
+    cheapest = config_breakdown(task, cheapest_config(task))
+    largest = config_breakdown(task, largest_single_sample_config(task))
+    feasible = count_feasible(task)
     if args.json:
         out = {
             "budget": task.budget,
@@ -101,9 +110,9 @@ def cmd_budget(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{task.name}: budget {fmt_units(task.budget)}\n")
-    print(f"cheapest configuration: {task.cheapest_config().short()}")
+    print(f"cheapest configuration: {cheapest_config(task).short()}")
     print(render_breakdown(cheapest) + "\n")
-    print(f"largest single-sample configuration: {task.largest_single_sample_config().short()}")
+    print(f"largest single-sample configuration: {largest_single_sample_config(task).short()}")
     print(render_breakdown(largest) + "\n")
     print(f"feasible configurations: {feasible}")
     return 0

@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from agenttts.cli.main import UserError
-from agenttts.environment.task import Config, Task
+from agenttts.environment.space import Config
+from agenttts.environment.task import Task
+from agenttts.errors import InputError
 
 
 def parse_config_arg(task: Task, text: str) -> Config:
-    """`--config` JSON (or @file) -> a configuration the task can run; UserError otherwise."""
+    """`--config` JSON (or @file) -> a configuration the task can run; InputError otherwise."""
     if text.startswith("@"):
-        with open(text[1:]) as f:
-            text = f.read()
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise InputError(f"--config {text}: cannot read the file ({why})") from None
     try:
         raw: Any = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UserError(f"--config is not valid JSON: {e}") from None
+        raise InputError(f"--config is not valid JSON: {e}") from None
     try:
         config = Config.of(raw)
     except (ValidationError, TypeError, AttributeError, IndexError) as e:
-        raise UserError(
-            '--config must look like {"stage": {"model": NAME, "samples": S}, ...}: ' f"{e}"
+        raise InputError(
+            f'--config must look like {{"stage": {{"model": NAME, "samples": S}}, ...}}: {e}'
         ) from None
     return config
 

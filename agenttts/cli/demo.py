@@ -2,31 +2,29 @@
 
 Starts the embedded server (SmolLM2-135M-Instruct on vLLM's CPU build) unless
 `$AGENTTTS_EMBEDDED_URL` already names one, and runs the search on the bundled 2Wiki task with that
-server as both the pipeline's model and the agent. Small on purpose (a few trials per iteration,
-a couple of iterations) so it ends in about ten minutes on two cores; the samples it draws stay in
-the sample cache, so a second demo with a new thread replays most of them for free.
+server as both the pipeline's model and the agent (the settings' defaults: `base_url: embedded`
+resolves to the server this process started, so nothing is written to the environment). Small on
+purpose (a few trials per iteration, a couple of iterations) so it ends in about ten minutes on two
+cores; the samples it draws stay in the sample cache, so a second demo with a new thread replays
+most of them for free.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from agenttts.cli.main import UserError
+from agenttts.cli.settings import add_setting_flags, setting_overrides
+from agenttts.errors import ResumableStop
+from agenttts.graph.context import Context
 
 DEMO_DB = ".agenttts/demo.sqlite"
-DEMO_SETTINGS: dict[str, Any] = {
-    "proposer": "agenttts",
-    "batch_size": 3,
-    "max_iterations": 2,
-    "patience": 2,
-    "agent_base_url": "embedded",
-    "agent_model": "smollm2",
-}
+#: The demo's own defaults (the rest are the settings' defaults): small, to end in minutes.
+DEMO_SETTINGS: dict[str, Any] = {"batch_size": 3, "max_iterations": 2, "patience": 2}
+#: The settings the demo's command line offers.
+FLAGS = ("batch_size", "max_iterations")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,83 +38,82 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--task", default="2wiki", help="task file or bundled name (default 2wiki)")
     p.add_argument("--thread", help="thread id (default: a new one per run)")
-    p.add_argument("--db", default=DEMO_DB, help=f"checkpoint database (default {DEMO_DB})")
-    p.add_argument("--batch-size", type=int, default=DEMO_SETTINGS["batch_size"])
-    p.add_argument("--max-iterations", type=int, default=DEMO_SETTINGS["max_iterations"])
+    p.add_argument(
+        "--db",
+        default=DEMO_DB,
+        help=f"checkpoint database: SQLite path or postgresql:// URL (default {DEMO_DB})",
+    )
+    add_setting_flags(p, FLAGS, DEMO_SETTINGS)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from agenttts.environment.embedded import (
-        ENV_URL,
-        EmbeddedServer,
-        EmbeddedServerError,
-        stop_on_sigterm,
-    )
-    from agenttts.environment.task import load_task
+    from agenttts.environment.embedded import EmbeddedServer, embedded_url, stop_on_sigterm
+    from agenttts.environment.task_loading import load_task
 
     load_task(args.task)  # every problem with the task, before a server is started
     stop_on_sigterm()
     thread = args.thread or time.strftime("demo-%Y%m%d-%H%M%S")
     started = time.monotonic()
     server: EmbeddedServer | None = None
-    if not os.environ.get(ENV_URL):
+    url = embedded_url()  # $AGENTTTS_EMBEDDED_URL, else none yet
+    if url is None:
         server = EmbeddedServer()
         print(
             f"starting the embedded server (vLLM CPU, SmolLM2) on port {server.port} ...",
             flush=True,
         )
-        try:
-            server.start()
-        except EmbeddedServerError as e:
-            raise UserError(str(e)) from None
-        os.environ[ENV_URL] = server.base_url
+        server.start()  # `embedded` now resolves to it, for the agent and the task's models
         print(f"  up in {time.monotonic() - started:.0f} s at {server.base_url}", flush=True)
     else:
-        print(f"using the embedded server at {os.environ[ENV_URL]}", flush=True)
+        print(f"using the embedded server at {url}", flush=True)
     try:
-        return _search(args, thread, started)
+        try:
+            return _search(args, thread, started)
+        except ResumableStop as e:
+            if server is None or server.alive:
+                raise
+            # The server died under the search (the stop names why): start it again on the
+            # same port and resume the thread once; a second death stops the demo.
+            print(f"{e}\nrestarting the embedded server and resuming the thread ...", flush=True)
+            server.restart()
+            return _search(args, thread, started)
     finally:
         if server is not None:
-            os.environ.pop(ENV_URL, None)
             server.stop()
 
 
 def _search(args: argparse.Namespace, thread: str, started: float) -> int:
-    from agenttts.graph.runner import RunError, RunStopped, describe_update, run_search
+    from agenttts.graph.runner import NodeProgress, run_search
+    from agenttts.graph.storage import display
+    from agenttts.progress import set_quiet
 
-    overrides = {
-        **DEMO_SETTINGS,
-        "batch_size": args.batch_size,
-        "max_iterations": args.max_iterations,
-    }
+    overrides = {**DEMO_SETTINGS, **setting_overrides(args, FLAGS)}
+    set_quiet(args.quiet)
+    progress = NodeProgress(lambda line: print(line, flush=True))
 
-    def progress(node: str, update: dict[str, Any]) -> None:
-        if not args.quiet:
-            print(
-                f"[{time.monotonic() - started:5.0f} s] {describe_update(node, update)}", flush=True
-            )
-
+    proposer = Context.from_dict(overrides).proposer
     print(
-        f"search thread {thread!r} in {args.db} (task {args.task}, proposer agenttts)", flush=True
+        f"search thread {thread!r} in {display(args.db)} (task {args.task}, proposer {proposer})",
+        flush=True,
     )
-    try:
-        outcome = run_search(args.task, thread, args.db, overrides, on_event=progress)
-    except RunError as e:
-        raise UserError(str(e)) from None
-    except RunStopped as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
+    outcome = run_search(
+        args.task,
+        thread,
+        args.db,
+        overrides,
+        on_event=None if args.quiet else progress.end,
+        on_start=None if args.quiet else progress.start,
+    )
     values = outcome.values
     best = outcome.best
     test = values.get("test_result") or {}
     trials = outcome.trials
     print()
-    rejected = sum(t.status == "rejected" for t in trials)
     print(
-        f"done in {time.monotonic() - started:.0f} s: {len(trials) - rejected} trials executed, "
-        f"{rejected} proposals rejected by the screen, "
+        f"done in {time.monotonic() - started:.0f} s: {len(trials.executed())} trials executed, "
+        f"{len(trials.rejected())} proposals rejected by the screen, "
         f"stop: {values.get('stop_reason') or 'not finished'}"
     )
     if best is None:

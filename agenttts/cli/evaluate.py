@@ -4,13 +4,14 @@ executor (grid, samples, live, ...) and print its metrics and cost."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from agenttts.cli.common import fmt_units, format_table, parse_config_arg
-from agenttts.cli.main import UserError
 from agenttts.environment.executor import TrialResult
-from agenttts.environment.registry import make_executor
-from agenttts.environment.task import Config, Split, Task, load_task
+from agenttts.environment.registry import run_batch
+from agenttts.environment.space import config_problems
+from agenttts.environment.task import Task
+from agenttts.environment.task_loading import load_task
+from agenttts.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,15 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", choices=["train", "test"], default="test")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(func=cmd_evaluate)
-
-
-async def evaluate(task: Task, config: Config, split: Split) -> TrialResult:
-    executor = make_executor(task)
-    try:
-        (result,) = await executor.run([config], split)
-    finally:
-        await executor.aclose()
-    return result
 
 
 def render(task: Task, result: TrialResult) -> str:
@@ -90,9 +82,9 @@ def render(task: Task, result: TrialResult) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     task = load_task(args.file)  # includes the executor's own checks: nothing runs on a bad task
     config = parse_config_arg(task, args.config)
-    problems = task.config_problems(config)
+    problems = config_problems(task, config)
     if problems:
-        raise UserError("invalid --config: " + "; ".join(problems))
-    result = asyncio.run(evaluate(task, config, args.split))
+        raise InputError("invalid --config: " + "; ".join(problems))
+    (result,) = run_batch(task, [config], args.split)
     print(result.model_dump_json(indent=2) if args.json else render(task, result))
     return 0 if result.ok else 1

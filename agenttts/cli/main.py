@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 import agenttts.cli as cli_pkg
 from agenttts import __version__
-from agenttts.environment.deployment import DeploymentError
-from agenttts.environment.task import TaskError
-
-
-class UserError(Exception):
-    """A problem with what the user asked for: one clear message, exit code 2, nothing spent."""
+from agenttts.errors import AgentTTSError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,20 +32,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_logs() -> None:
+    """agenttts' own log lines (retry waves, replicas taken out, a circuit breaker opening) go to
+    stderr with the time, so a long wait on an endpoint is never silent; libraries' stay quiet."""
+    logger = logging.getLogger("agenttts")
+    for h in logger.handlers:
+        if h.get_name() == "agenttts-cli" and isinstance(h, logging.StreamHandler):
+            h.stream = sys.stderr  # main() called again (tests): today's stderr (the old one
+            # may be closed already, which setStream's flush would trip on)
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("agenttts-cli")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Commands only raise; each agenttts error is reported here, once, with its
+    class's exit code (2: bad input, nothing spent; 3: resumable stop); Ctrl-C exits 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    show_logs()
     try:
         return int(args.func(args) or 0)
-    except TaskError as e:
+    except AgentTTSError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (UserError, DeploymentError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,30 +7,27 @@ import json
 from dataclasses import asdict
 
 from agenttts.cli.common import format_table
-from agenttts.cli.main import UserError
-from agenttts.cli.search import DEFAULT_DB
+from agenttts.cli.search import DB_HELP, DEFAULT_DB
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("runs", help="list the search threads in a checkpoint database")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"checkpoint database (default {DEFAULT_DB})")
+    p.add_argument("--db", default=DEFAULT_DB, help=DB_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object per thread")
     p.set_defaults(func=cmd_runs)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from agenttts.graph.runner import RunError, list_runs
+    from agenttts.graph.runner import list_runs
+    from agenttts.graph.storage import display
 
-    try:
-        runs = list_runs(args.db)
-    except RunError as e:
-        raise UserError(str(e)) from None
+    runs = list_runs(args.db)
     if args.json:
         for r in runs:
             print(json.dumps(asdict(r)))
         return 0
     if not runs:
-        print(f"no runs in {args.db}")
+        print(f"no runs in {display(args.db)}")
         return 0
     rows = [
         [

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from agenttts.cli.main import UserError
+from agenttts.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from agenttts.environment.embedded import (
         ENV_URL,
         EmbeddedServer,
-        EmbeddedServerError,
         stop_on_sigterm,
         vllm_commands,
     )
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_vllm:
         lines = vllm_commands(args.print_vllm)
         if not lines:
-            raise UserError(f"{args.print_vllm}: no GPU models (only embedded ones) to serve")
+            raise InputError(f"{args.print_vllm}: no GPU models (only embedded ones) to serve")
         print("# one server per model; then point the deployment's base_url entries at them")
         print("\n".join(lines))
         return 0
@@ -55,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
         quiet=not args.verbose,
     )
     print(f"starting vLLM (CPU) for {args.served_name} on port {server.port} ...", file=sys.stderr)
-    try:
-        server.start()
-    except EmbeddedServerError as e:
-        raise UserError(str(e)) from None
+    server.start()
     try:
         print(server.base_url, flush=True)
         print(

@@ -6,40 +6,39 @@ import argparse
 import json
 
 from agenttts.cli.common import format_table
-from agenttts.cli.main import UserError
-from agenttts.cli.search import DEFAULT_DB
+from agenttts.cli.search import DB_HELP, DEFAULT_DB
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("show", help="print a search thread's archive and guidelines")
     p.add_argument("thread", metavar="ID", help="thread id (see `agenttts runs`)")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"checkpoint database (default {DEFAULT_DB})")
+    p.add_argument("--db", default=DEFAULT_DB, help=DB_HELP)
     p.add_argument("--json", action="store_true", help="the whole thread state as JSON")
     p.set_defaults(func=cmd_show)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from agenttts.archive import best_trial, load_trials
-    from agenttts.graph.runner import RunError, read_thread, status_of
+    from agenttts.archive import Archive
+    from agenttts.graph.runner import read_thread, status_of, stop_error
     from agenttts.report import ARCHIVE_HEADER, archive_rows
 
-    try:
-        snap = read_thread(args.db, args.thread)
-    except RunError as e:
-        raise UserError(str(e)) from None
+    snap = read_thread(args.db, args.thread)
     v = snap.values
     if args.json:
-        print(json.dumps({"status": status_of(snap), "next": list(snap.next), **v}, indent=2))
+        status = {"status": status_of(snap), "error": stop_error(snap), "next": list(snap.next)}
+        print(json.dumps({**status, **v}, indent=2))
         return 0
-    trials = load_trials(v.get("archive") or [])
+    archive = Archive.from_state(v)
     settings = v.get("settings") or {}
     print(f"thread {args.thread}: task {v.get('task')}, proposer {settings.get('proposer')}")
     print(f"status: {status_of(snap)}; iteration {v.get('iteration', 0)}")
     if v.get("stop_reason"):
         print(f"stop reason: {v['stop_reason']}")
+    if stop_error(snap):
+        print(f"stopped by: {stop_error(snap)}")
     print()
-    print(format_table(ARCHIVE_HEADER, archive_rows(trials)) if trials else "(no trials yet)")
-    best = best_trial(trials)
+    print(format_table(ARCHIVE_HEADER, archive_rows(archive)) if archive else "(no trials yet)")
+    best = archive.best()
     if best is not None:
         print(f"\nbest: trial {best.trial_id} {best.config.short()} score {best.score:.4g}")
     test = v.get("test_result")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from agenttts.cli.common import fmt_units
-from agenttts.environment.task import Task, bundled_tasks, load_task
+from agenttts.environment.task import Task
+from agenttts.environment.task_loading import bundled_tasks, load_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -20,10 +20,6 @@ PROPOSERS: dict[str, str] = {
 }
 
 
-class UnknownProposer(ValueError):
-    pass
-
-
 _VARIANT = re.compile(r"^(?P<base>.+)-no(?P<off>[123]+)$")
 
 
@@ -37,7 +33,7 @@ def split_variant(name: str) -> tuple[str, frozenset[int]]:
 
 
 def proposer_class(name: str) -> type[Proposer]:
-    return load_named(PROPOSERS, split_variant(name)[0], "proposer", UnknownProposer)
+    return load_named(PROPOSERS, split_variant(name)[0], "proposer")
 
 
 def make_proposer(name: str, settings: ProposerSettings | None = None) -> Proposer:

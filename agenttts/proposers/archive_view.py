@@ -7,11 +7,10 @@ latest iteration's (including rejected proposals with their reasons), never the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from agenttts.archive import Trial, best_trial, scored
+from agenttts.archive import Archive, Trial
 from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT
-from agenttts.environment.task import Config, Task
+from agenttts.environment.space import Config, max_samples_for, stage_options
+from agenttts.environment.task import Task
 
 
 def _params(p: float | None) -> str:
@@ -31,9 +30,12 @@ def task_text(task: Task) -> str:
     lines.append(f"Metric to maximise: {task.main_metric}. Stages, in pipeline order:")
     for s in task.stages:
         desc = f" ({s.description.strip()})" if s.description else ""
-        lines.append(
-            f"- {s.name}{desc}: Np={s.prompt_tokens}, Nd={s.gen_tokens}, samples 1..{s.max_samples}"
+        counts = (
+            "samples one of " + ", ".join(map(str, s.samples))
+            if s.samples
+            else f"samples 1..{s.max_samples}"
         )
+        lines.append(f"- {s.name}{desc}: Np={s.prompt_tokens}, Nd={s.gen_tokens}, {counts}")
         for m in s.models:
             if m.kind != "llm":
                 lines.append(
@@ -42,18 +44,21 @@ def task_text(task: Task) -> str:
                 continue
             one = s.cost(m.name, 1)
             step = s.cost(m.name, 2) - one
-            top = s.max_samples_for(m.name, task.budget - _others_floor(task, s.name))
+            top = max_samples_for(s, m.name, task.budget - _others_floor(task, s.name))
+            np_, nd = s.lengths(m.name)
+            own = f", its own Np={np_}, Nd={nd}" if m.prompt_tokens or m.gen_tokens else ""
             lines.append(
-                f"    {m.name} ({_params(m.params)}): S=1 costs {one:.1f}, each extra sample "
-                f"+{step:.2f}; at most S={top} with the other stages at their cheapest"
+                f"    {m.name} ({_params(m.params)}{own}): S=1 costs {one:.1f}, each extra "
+                f"sample +{step:.2f}; at most S={top} with the other stages at their cheapest"
                 if top
-                else f"    {m.name} ({_params(m.params)}): S=1 costs {one:.1f} (over the budget)"
+                else f"    {m.name} ({_params(m.params)}{own}): S=1 costs {one:.1f} (over the "
+                "budget)"
             )
     return "\n".join(lines)
 
 
 def _others_floor(task: Task, stage: str) -> float:
-    return sum(min(c for *_, c in task.stage_options(s)) for s in task.stages if s.name != stage)
+    return sum(min(c for *_, c in stage_options(s)) for s in task.stages if s.name != stage)
 
 
 def config_text(config: Config) -> str:
@@ -70,14 +75,13 @@ def trial_line(t: Trial) -> str:
     return f"{head} | score {score} | cost {t.nominal_cost:.1f}"
 
 
-def archive_rows(trials: Sequence[Trial], *, max_rows: int = 24) -> list[Trial]:
+def visible_trials(archive: Archive, *, max_rows: int = 24) -> list[Trial]:
     """What the agent sees: best executed trials first, then the latest iteration's others."""
-    pool = [t for t in trials if t.phase != "test"]
-    if not pool:
+    if not archive:
         return []
-    ranked = sorted(scored(pool), key=lambda t: (-(t.score or 0.0), t.nominal_cost, t.trial_id))
-    last = max(t.iteration for t in pool)
-    recent = [t for t in pool if t.iteration == last and t not in ranked[: max_rows // 2]]
+    ranked = archive.ranked()
+    last = max(t.iteration for t in archive)
+    recent = [t for t in archive.in_iteration(last) if t not in ranked[: max_rows // 2]]
     recent = sorted(recent, key=lambda t: t.trial_id)
     chosen: list[Trial] = []
     ids: set[int] = set()
@@ -90,28 +94,20 @@ def archive_rows(trials: Sequence[Trial], *, max_rows: int = 24) -> list[Trial]:
     return chosen
 
 
-def archive_text(trials: Sequence[Trial], *, max_rows: int = 24) -> str:
+def archive_text(archive: Archive, *, max_rows: int = 24) -> str:
     """The bounded archive view plus a one-line summary (count, best, spread of the top scores)."""
-    rows = archive_rows(trials, max_rows=max_rows)
+    rows = visible_trials(archive, max_rows=max_rows)
     if not rows:
         return "(no trials yet)"
-    pool = [t for t in trials if t.phase != "test"]
-    ok = scored(pool)
-    best = best_trial(pool)
-    top = sorted((t.score or 0.0 for t in ok), reverse=True)[:5]
+    best = archive.best()
+    top = sorted(archive.scores(), reverse=True)[:5]
     summary = (
-        f"{len(ok)} scored, {sum(t.status == 'failed' for t in pool)} failed, "
-        f"{sum(t.status == 'rejected' for t in pool)} rejected"
+        f"{len(archive.scored())} scored, {len(archive.failed())} failed, "
+        f"{len(archive.rejected())} rejected"
     )
     if best is not None:
         summary += f"; best {best.score:.4f} (#{best.trial_id})"
     if len(top) >= 2:
         summary += f"; top-{len(top)} scores span {top[0] - top[-1]:.4f}"
-    shown = "" if len(rows) == len(pool) else f" (showing {len(rows)} of {len(pool)})"
+    shown = "" if len(rows) == len(archive) else f" (showing {len(rows)} of {len(archive)})"
     return "\n".join([summary + shown, *(trial_line(t) for t in rows)])
-
-
-def score_spread(trials: Sequence[Trial], top: int = 5) -> float | None:
-    """Spread of the best `top` scores: small means the archive cannot tell them apart."""
-    scores = sorted((t.score or 0.0 for t in scored(trials)), reverse=True)[:top]
-    return scores[0] - scores[-1] if len(scores) >= 2 else None

@@ -8,27 +8,47 @@ would. Keep no state between calls that the archive cannot rebuild.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from agenttts.archive import Trial
-from agenttts.environment.task import Config, Task
+from agenttts.archive import Archive
+from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT
+from agenttts.environment.space import Config
+from agenttts.environment.task import Task
+from agenttts.errors import InputError
 
 
 class AgentEndpoint(BaseModel):
-    """Where an LLM proposer's agent lives; the key is read from `api_key_env` at call time."""
+    """Where an LLM proposer's agent lives; the key is read from `api_key_env` at call time.
 
-    model: str = "smollm2"
-    base_url: str = "embedded"
-    api_key_env: str | None = "OPENAI_API_KEY"
-    temperature: float = 0.9
-    max_tokens: int = 1024
-    timeout_s: float = 120.0
+    Built from the run's settings (`Context.agent_endpoint`: each `agent_*` setting is the field
+    of the same name), which declare the defaults; only the re-ask count is the client's own.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    base_url: str
+    api_key_env: str | None
+    temperature: float
+    max_tokens: int
+    timeout_s: float
+    params: float | None = None
     max_parse_retries: int = 2
+
+    def cost_params(self) -> float | None:
+        """The agent's parameter count for its search cost: the `agent_params` setting, else the
+        embedded server's own size when the agent is the embedded server, else unknown (None)."""
+        if self.params is not None:
+            return self.params
+        if self.base_url == "embedded":
+            from agenttts.environment.embedded import EMBEDDED_PARAMS
+
+            return EMBEDDED_PARAMS
+        return None
 
 
 @dataclass(frozen=True)
@@ -36,16 +56,31 @@ class ProposerSettings:
     seed: int = 0
     no_insights: frozenset[int] = frozenset()
     prompts_dir: Path | None = None
-    agent: AgentEndpoint = field(default_factory=AgentEndpoint)
+    #: None for the methods that ask no agent; a run sets it from its settings.
+    agent: AgentEndpoint | None = None
+    #: LLM proposers: repair, top up and inform the agent (`Context.hybrid_agent`, see
+    #: `agenttts.proposers.hybrid`); False is the paper's agent exactly.
+    hybrid: bool = True
+
+    def endpoint(self) -> AgentEndpoint:
+        """The agent an LLM proposer asks; InputError when these settings name none."""
+        if self.agent is None:
+            raise InputError(
+                "this proposer asks an agent, but its settings name no agent endpoint "
+                "(build them with Context.proposer_settings())"
+            )
+        return self.agent
 
 
 class AgentUsage(BaseModel):
-    """What the search itself spent on its agent (not the environment)."""
+    """What the search itself spent on its agent (not the environment): one agent step's (a
+    node's proposer call: its tokens and its wall time), or the run's total in `agent_usage`."""
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failures: int = 0
+    seconds: float = 0.0
 
     def __add__(self, other: AgentUsage) -> AgentUsage:
         return AgentUsage(
@@ -53,13 +88,24 @@ class AgentUsage(BaseModel):
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             failures=self.failures + other.failures,
+            seconds=self.seconds + other.seconds,
         )
+
+    def search_cost(self, params: float | None) -> float:
+        """These calls in the search's budget unit: the paper's formula with the agent's
+        parameters, each call reading its prompt once and writing its completion as one sample,
+        ((M / 3e9) * (prompt + completion tokens) - 128 * calls) / 64, at least 0. Unknown
+        parameters (None): 0 -- the tokens are still reported."""
+        if not params or not self.calls:
+            return 0.0
+        tokens = self.prompt_tokens + self.completion_tokens
+        return max(0.0, ((params / M_UNIT) * tokens - NP_UNIT * self.calls) / ND_UNIT)
 
 
 @dataclass
 class ProposalContext:
     task: Task
-    archive: Sequence[Trial]
+    archive: Archive
     iteration: int
     batch_size: int
     guidelines: str | None = None
@@ -70,6 +116,11 @@ class ProposalContext:
 class Proposal(BaseModel):
     configs: list[Config] = Field(default_factory=list)
     rationale: str = ""
+    notes: dict[str, str] = Field(
+        default_factory=dict,
+        description="per configuration (by key), its own rationale where the batch's does not "
+        "fit it: repaired to fit the budget, topped up by another proposer, a move's reason",
+    )
     usage: AgentUsage = Field(default_factory=AgentUsage)
     errors: list[str] = Field(default_factory=list, description="e.g. unparseable agent answers")
 
@@ -89,12 +140,22 @@ class Guidelines(BaseModel):
 
 
 class Proposer(ABC):
+    """A search method. The graph calls, in order: `initial_configs` once (a list runs as the init
+    phase, then `summarize_preferences` reads it), then per iteration `guidelines` and `propose`.
+    Only `propose` is required."""
+
     name: ClassVar[str]
-    #: Run the paper's initialisation by model preference before searching (insight 1).
-    uses_preference_init: ClassVar[bool] = False
+    #: Enumerates the whole feasible set, so patience does not stop it (a plateau early in the
+    #: enumeration order says nothing about what is left); the other limits still do.
+    exhaustive: ClassVar[bool] = False
 
     def __init__(self, settings: ProposerSettings | None = None):
         self.settings = settings or ProposerSettings()
+
+    def initial_configs(self, task: Task) -> list[tuple[Config, str]] | None:
+        """The trials to run before the search, each with why (the paper's initialisation by model
+        preference, insight 1). None: no initial phase, and no `summarize_preferences` call."""
+        return None
 
     def summarize_preferences(self, ctx: ProposalContext) -> Preferences | None:
         """After the initial trials: which model each stage prefers. None when not used."""

@@ -15,10 +15,11 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from agenttts.archive import Trial, best_trial, scored
-from agenttts.environment.task import Config, Task
-from agenttts.llm import AgentError, AgentUnreachable, Message
-from agenttts.proposers.agenttts_agent import _seed
+from agenttts.archive import Archive, Trial
+from agenttts.environment.space import Config, derived_seed
+from agenttts.environment.task import Task
+from agenttts.errors import AgentError
+from agenttts.llm import Message
 from agenttts.proposers.archive_view import config_text, task_text, trial_line
 from agenttts.proposers.base import AgentUsage, Guidelines, ProposalContext
 from agenttts.proposers.llm_baseline import ANSWER_FORMAT, LLMBaseline
@@ -40,18 +41,18 @@ def distance(task: Task, a: Config, b: Config) -> float:
     return d
 
 
-def retrieve(task: Task, archive: Sequence[Trial], k: int) -> list[Trial]:
+def retrieve(task: Task, archive: Archive, k: int) -> list[Trial]:
     """The `k` executed trials nearest to the best one (itself first), ranked by score."""
-    pool = [t for t in scored(archive)]
-    best = best_trial(pool)
+    pool = archive.scored()
+    best = pool.best()
     if best is None:
         return []
     near = sorted(pool, key=lambda t: (distance(task, t.config, best.config), t.trial_id))[:k]
     return sorted(near, key=lambda t: (-(t.score or 0.0), t.trial_id))
 
 
-def extremes(archive: Sequence[Trial], k: int) -> tuple[list[Trial], list[Trial]]:
-    ranked = sorted(scored(archive), key=lambda t: (-(t.score or 0.0), t.trial_id))
+def extremes(archive: Archive, k: int) -> tuple[list[Trial], list[Trial]]:
+    ranked = sorted(archive.scored(), key=lambda t: (-(t.score or 0.0), t.trial_id))
     return ranked[:k], ranked[-k:] if len(ranked) > k else []
 
 
@@ -78,10 +79,10 @@ class MLCopilotProposer(LLMBaseline):
         try:
             text, usage = self.client.complete(
                 [("system", SYSTEM), ("user", user)],
-                seed=_seed(self.settings.seed, ctx.iteration, "mlcopilot-knowledge"),
+                seed=derived_seed(
+                    self.settings.seed, ctx.iteration, "mlcopilot-knowledge", crc32=True
+                ),
             )
-        except AgentUnreachable:
-            raise
         except AgentError as e:
             return Guidelines(
                 text=ctx.guidelines or "", usage=AgentUsage(calls=1, failures=1), errors=[str(e)]

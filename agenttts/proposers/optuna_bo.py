@@ -1,29 +1,38 @@
 """Bayesian optimisation through Optuna's samplers (TPE and GP), with the budget as a constraint.
 
-Per stage the space is a categorical model and an integer sample count. Each call rebuilds an
+Per stage the space is a categorical model and an integer sample count (where the stage allows a
+set of counts, the integer is the position in that set: ordered, and never between two counts
+the table was measured at). Each call rebuilds an
 in-memory study from the archive (`add_trial`), so the proposal is a function of the archive, the
 seed and the iteration, and a resumed run asks exactly what an uninterrupted one would. A batch is
 drawn with a constant liar: every asked configuration is told the worst score seen, so the next ask
 moves elsewhere. Over-budget asks are told as constraint violations (cost - budget > 0) and asked
 again; duplicates are asked again too; when the sampler keeps repeating itself the batch is
-completed with uniform feasible draws (counted in the rationale).
+completed with uniform feasible draws (counted in the rationale). A trial dropped from a race
+(`agenttts.racing`) is told as Optuna's pruned trial with its partial score as the last report.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import random
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from agenttts.archive import Trial, archived_keys
-from agenttts.environment.task import Config, Task
+from agenttts.archive import Archive, Trial
+from agenttts.environment.space import (
+    Config,
+    allows_samples,
+    config_cost,
+    config_problems,
+    derived_seed,
+    sample_feasible,
+)
+from agenttts.environment.task import Task
 from agenttts.proposers.base import Proposal, ProposalContext, Proposer
-from agenttts.proposers.random_search import derived_seed, sample_feasible
 
 #: Asks per wanted configuration before the rest of the batch is drawn uniformly.
 ASKS_PER_CONFIG = 10
-_CONSTRAINTS_KEY = "constraints"  # where Optuna's samplers read a trial's constraint values
+#: The constraint's name on every trial (Optuna's `constraints=` / `set_constraint`).
 _BUDGET = "budget"
 
 
@@ -33,15 +42,20 @@ def _space(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for s in task.stages:
         out[f"{s.name}.model"] = CategoricalDistribution(s.model_names)
-        out[f"{s.name}.samples"] = IntDistribution(1, s.max_samples)
+        out[f"{s.name}.samples"] = (
+            IntDistribution(0, len(s.samples) - 1)
+            if s.samples
+            else IntDistribution(1, s.max_samples)
+        )
     return out
 
 
-def _params(config: Config) -> dict[str, Any]:
+def _params(task: Task, config: Config) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for stage, sc in config.items():
-        out[f"{stage}.model"] = sc.model
-        out[f"{stage}.samples"] = sc.samples
+    for s in task.stages:
+        sc = config[s.name]
+        out[f"{s.name}.model"] = sc.model
+        out[f"{s.name}.samples"] = s.samples.index(sc.samples) if s.samples else sc.samples
     return out
 
 
@@ -50,8 +64,9 @@ def _config(task: Task, params: dict[str, Any]) -> Config:
     out = {}
     for s in task.stages:
         model = params[f"{s.name}.model"]
-        samples = int(params[f"{s.name}.samples"]) if s.model(model).kind == "llm" else 1
-        out[s.name] = (model, samples)
+        drawn = int(params[f"{s.name}.samples"])
+        samples = s.samples[drawn] if s.samples else drawn
+        out[s.name] = (model, samples if s.model(model).kind == "llm" else 1)
     return Config.of(out)
 
 
@@ -60,13 +75,13 @@ def _in_space(task: Task, config: Config) -> bool:
     if set(config.root) != set(task.stage_names):
         return False
     return all(
-        config[s.name].model in s.model_names and 1 <= config[s.name].samples <= s.max_samples
+        config[s.name].model in s.model_names and allows_samples(s, config[s.name].samples)
         for s in task.stages
     )
 
 
 def _violation(task: Task, config: Config) -> float:
-    return task.cost(config) - task.budget
+    return config_cost(task, config) - task.budget
 
 
 class OptunaProposer(Proposer):
@@ -74,7 +89,8 @@ class OptunaProposer(Proposer):
 
     name: ClassVar[str]
 
-    def make_sampler(self, seed: int, constraints: Any) -> Any:
+    def make_sampler(self, seed: int) -> Any:
+        """The sampler; it reads the budget constraint each trial carries."""
         raise NotImplementedError
 
     @classmethod
@@ -94,23 +110,14 @@ class OptunaProposer(Proposer):
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         task = ctx.task
         seed = derived_seed(self.name, self.settings.seed, ctx.iteration)
-
-        def constraints(trial: Any) -> Sequence[float]:
-            return (_violation(task, _config(task, trial.params)),)
-
-        # Optuna 5 reads constraints a trial carries (set_constraint); Optuna 4 asks a function.
-        modern = hasattr(optuna.trial.Trial, "set_constraint")
-        study = optuna.create_study(
-            direction="maximize", sampler=self.make_sampler(seed, None if modern else constraints)
-        )
+        study = optuna.create_study(direction="maximize", sampler=self.make_sampler(seed))
         space = _space(task)
-        history = [t for t in ctx.archive if t.phase != "test" and _in_space(task, t.config)]
-        scores = [t.score for t in history if t.status == "ok" and t.score is not None]
-        floor = min(scores, default=0.0)
+        history = Archive(t for t in ctx.archive if _in_space(task, t.config))
+        floor = min(history.scores(), default=0.0)
         for t in history:
-            study.add_trial(self._frozen(task, t, space, floor, modern))
+            study.add_trial(self._frozen(task, t, space, floor))
 
-        taken = archived_keys(ctx.archive)
+        taken = ctx.archive.executed().keys()
         configs: list[Config] = []
         for _ in range(ctx.batch_size * ASKS_PER_CONFIG):
             if len(configs) == ctx.batch_size:
@@ -118,10 +125,9 @@ class OptunaProposer(Proposer):
             trial = study.ask(space)
             config = _config(task, trial.params)
             over = _violation(task, config)
-            if modern:
-                trial.set_constraint(_BUDGET, over)
+            trial.set_constraint(_BUDGET, over)
             study.tell(trial, floor)  # the liar: asked points look poor until really run
-            if over <= 1e-9 and config.key() not in taken and not task.config_problems(config):
+            if over <= 1e-9 and config.key() not in taken and not config_problems(task, config):
                 taken.add(config.key())
                 configs.append(config)
         topped = ctx.batch_size - len(configs)
@@ -134,33 +140,35 @@ class OptunaProposer(Proposer):
         return Proposal(configs=configs, rationale=why)
 
     @staticmethod
-    def _frozen(task: Task, t: Trial, space: dict[str, Any], floor: float, modern: bool) -> Any:
+    def _frozen(task: Task, t: Trial, space: dict[str, Any], floor: float) -> Any:
         import optuna
 
-        params, dists = _params(t.config), space
-        ok = t.status == "ok" and t.score is not None
-        over = _violation(task, t.config)
+        score = t.score if t.status == "ok" else None  # failed or rejected: told the floor
+        if score is not None and t.fidelity < 1.0:
+            # Dropped from a race: Optuna's own multi-fidelity record, a pruned trial whose last
+            # report is its partial score at its items seen (TPE ranks it below complete ones).
+            return optuna.trial.create_trial(
+                params=_params(t.config),
+                distributions=space,
+                state=optuna.trial.TrialState.PRUNED,
+                intermediate_values={t.items_evaluated: float(score)},
+                constraints={_BUDGET: _violation(task, t.config)},
+            )
         return optuna.trial.create_trial(
-            params=params,
-            distributions=dists,
-            value=float(t.score) if ok else floor,
-            system_attrs=(
-                {f"{_CONSTRAINTS_KEY}:{_BUDGET}": over} if modern else {_CONSTRAINTS_KEY: (over,)}
-            ),
+            params=_params(task, t.config),
+            distributions=space,
+            value=floor if score is None else float(score),
+            constraints={_BUDGET: _violation(task, t.config)},
         )
 
 
 class TPEProposer(OptunaProposer):
     name = "tpe"
 
-    def make_sampler(self, seed: int, constraints: Any) -> Any:
+    def make_sampler(self, seed: int) -> Any:
         import optuna
 
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=True,
-            constraints_func=constraints,
-        )
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
 
 
 class GPProposer(OptunaProposer):
@@ -175,7 +183,7 @@ class GPProposer(OptunaProposer):
             )
         return None
 
-    def make_sampler(self, seed: int, constraints: Any) -> Any:
+    def make_sampler(self, seed: int) -> Any:
         import optuna
 
-        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
+        return optuna.samplers.GPSampler(seed=seed)

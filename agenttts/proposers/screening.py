@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agenttts.archive import Trial, archived_keys
-from agenttts.environment.task import Config, Task
+from agenttts.archive import Archive
+from agenttts.environment.space import Config, config_problems
+from agenttts.environment.task import Task
 
 
 @dataclass
@@ -16,13 +17,13 @@ class Screened:
     duplicates: list[Config] = field(default_factory=list)
 
 
-def screen(task: Task, configs: Iterable[Config], archive: Sequence[Trial]) -> Screened:
+def screen(task: Task, configs: Iterable[Config], archive: Archive) -> Screened:
     """Reject invalid or over-budget configurations (with the reason); drop duplicates of archived
     or already-accepted trials (not re-run, not recorded again)."""
     out = Screened()
-    seen = archived_keys(archive)
+    seen = archive.executed().keys()
     for config in configs:
-        problems = task.config_problems(config)
+        problems = config_problems(task, config)
         if problems:
             out.rejected.append((config, "; ".join(problems)))
         elif config.key() in seen:

@@ -1,9 +1,11 @@
 """Durable sample cache: every completion drawn from an endpoint, kept as sample i of a prompt.
 
 Why indexes: repeated sampling at S uses samples 0..S-1, so a configuration with more samples only
-asks for the missing indexes, and re-running a trial asks for nothing. The key is the served model
-name, the exact messages and the sampling parameters (not the URL: the same model moved to another
-port is the same model). Completion tokens are stored per sample and prompt tokens per prompt, so
+asks for the missing indexes, and re-running a trial asks for nothing. The key is the model's
+identity (`model_identity`: what the server reports about the model behind the served name, or a
+`revision` the deployment declares), the exact messages and the sampling parameters. Not the URL:
+replicas of one model, or the model moved to another port, share the samples; another model under
+the same name does not. Completion tokens are stored per sample and prompt tokens per prompt, so
 the measured cost of a cached trial is the same as when it ran.
 
 SQLite through sqlite-utils, in WAL mode with a busy timeout so several processes (parallel
@@ -25,6 +27,8 @@ from typing import Any
 
 import sqlite_utils
 
+from agenttts.errors import InputError
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -34,14 +38,30 @@ class Sample:
     finish_reason: str | None = None
 
 
-class CacheMiss(LookupError):
-    """Cache-only mode needed a sample that was never drawn."""
+# What vLLM's `/models` entry says about the weights behind a served name (`root`: the checkpoint
+# path or hub id; `parent`: a LoRA adapter's base); `created` is left out (vLLM reports the time of
+# the request) and so is `max_model_len` (a serving limit, not the weights).
+IDENTITY_FIELDS = ("id", "root", "parent", "owned_by")
+
+
+def model_identity(
+    served: str, card: Mapping[str, Any] | None = None, *, revision: str | None = None
+) -> str:
+    """The model behind a served name, as the cache keys it: the declared `revision` if any,
+    else the identifying fields of the server's `/models` entry (`card`). Compact JSON."""
+    if revision is not None:
+        fields: dict[str, Any] = {"id": served, "revision": revision}
+    else:
+        fields = {k: (card or {}).get(k) for k in IDENTITY_FIELDS}
+        fields = {"id": served} | {k: v for k, v in fields.items() if v is not None}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
 def request_key(
     model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
 ) -> str:
-    """Stable identity of a prompt: model, exact messages, sampling parameters (n excluded)."""
+    """Stable identity of a prompt: the model's identity (`model_identity`; a bare served name in
+    caches written before identities), exact messages, sampling parameters (n excluded)."""
     canonical = json.dumps(
         {
             "model": model,
@@ -71,8 +91,11 @@ class SampleCache:
             self.db.execute(
                 """CREATE TABLE IF NOT EXISTS prompts (
                      key TEXT PRIMARY KEY, model TEXT NOT NULL, messages TEXT NOT NULL,
-                     params TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, created REAL NOT NULL)"""
+                     params TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, created REAL NOT NULL,
+                     identity TEXT)"""
             )
+            if "identity" not in self.db["prompts"].columns_dict:  # a cache from before identities
+                self.db.execute("ALTER TABLE prompts ADD COLUMN identity TEXT")
             self.db.execute(
                 """CREATE TABLE IF NOT EXISTS samples (
                      key TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL,
@@ -96,6 +119,22 @@ class SampleCache:
         ).fetchall()
         return [Sample(int(i), t, int(c), f) for i, t, c, f in rows]
 
+    def identity_of(self, model: str) -> str:
+        """The one model identity this cache holds samples of under served name `model`, for a
+        replay that may not ask the server; the bare name when it holds none (rows written
+        before identities were keyed on it). Several: `InputError` (declare a `revision`)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT identity FROM prompts WHERE model = ? AND identity IS NOT NULL",
+            [model],
+        ).fetchall()
+        if len(rows) > 1:
+            raise InputError(
+                f"the sample cache {self.path} holds samples of {len(rows)} different models "
+                f"served as {model!r} ({'; '.join(r[0] for r in rows)}): declare the `revision:` "
+                "of the one to replay in the deployment file"
+            )
+        return str(rows[0][0]) if rows else model
+
     def prompt_tokens(self, key: str) -> int | None:
         row = self.db.execute("SELECT prompt_tokens FROM prompts WHERE key = ?", [key]).fetchone()
         return None if row is None else int(row[0])
@@ -109,16 +148,20 @@ class SampleCache:
         key: str,
         *,
         model: str,
+        identity: str | None = None,
         messages: Sequence[Mapping[str, Any]],
         params: Mapping[str, Any],
         prompt_tokens: int,
         samples: Iterable[Sample],
     ) -> None:
-        """Insert-only: an index already stored (by another process) keeps its first value."""
+        """Insert-only: an index already stored (by another process) keeps its first value.
+        `model` is the served name, `identity` what `key` was made from (`model_identity`)."""
         now = time.time()
         with self.db.conn:
             self.db.execute(
-                "INSERT OR IGNORE INTO prompts VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO prompts "
+                "(key, model, messages, params, prompt_tokens, created, identity) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     key,
                     model,
@@ -126,6 +169,7 @@ class SampleCache:
                     json.dumps({k: v for k, v in params.items() if k != "n"}, sort_keys=True),
                     int(prompt_tokens),
                     now,
+                    identity,
                 ],
             )
             self.db.conn.executemany(

@@ -1,253 +1,316 @@
-"""`kind: live`: run a multi-stage pipeline on OpenAI-compatible endpoints, S samples per stage.
+"""Running a user's pipeline as the environment: one trial = every item of a split, scored.
 
-Before any compute, every endpoint a batch needs is asked for its model list once: a server that
-does not answer, or does not serve the model, stops the run with one clear error
-(`EndpointUnreachable`, which the search runner turns into a resumable stop). After that, a request
-that fails for good (retries spent) fails only its trial; the search goes on and every sample
-already drawn stays in the cache.
+A `Program` says what the items are, how one item is predicted given the trial's stage handles,
+and how a prediction is scored; `kind: python` (a user's function or LangGraph graph) and
+`kind: chain` (stages declared in YAML) are programs. This executor runs one program per
+configuration: every item concurrently with the trial's `Stages`, each item under a timeout, then
+the task's metrics averaged over the items, the tokens each stage really drew, and the nominal and
+measured cost. Racing asks for a subset of the split's items (`HasItems`): the same run on those
+items only, each item's main metric reported.
 
-Samples come from the durable cache first; only missing indexes are requested (with `n` where the
-endpoint honours it, in chunks of `max_n`). `cache_only: true` replays a finished search with zero
-calls and names the first missing sample if there is one.
-
-Cost per stage: nominal from the task's lengths (the paper's unit); measured from the tokens the
-endpoint reported (prompt once per query, completions of the samples used), cached or not. An LLM
-fuser's calls are measured and added to its stage.
+User code is untrusted input to the search. An exception in one item (or its timeout) is recorded
+on that item, which scores 0; the trial goes on and reports the count and the first error; a trial
+whose items mostly fail (more than `max_failed_share`) is a failed trial with that reason. What is
+not the item's fault fails the trial at once (an endpoint failing for good, a sample missing in a
+cache-only replay, a stage the task does not declare), and an unreachable endpoint stops the run
+resumably. Samples already drawn stay in the cache whatever happens, so nothing is paid twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from abc import abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agenttts.environment.budget import TokenUsage, measured_stage_budget
-from agenttts.environment.deployment import Deployment, Endpoint
-from agenttts.environment.executor import Executor, StageReport, TrialResult, parse_settings
-from agenttts.environment.live.cache import CacheMiss, Sample, SampleCache, request_key
-from agenttts.environment.live.client import (
-    Completion,
-    EndpointClient,
-    RetryPolicy,
+from agenttts.environment.executor import (
+    CallStats,
+    PerConfigExecutor,
+    StageReport,
+    TrialResult,
+    parse_settings,
 )
-from agenttts.environment.live.pipelines import PIPELINES, Messages, StageSettings
-from agenttts.environment.task import Config, ModelChoice, Problem, Split, Stage, Task
-from agenttts.llm import AgentUnreachable
+from agenttts.environment.live.sampler import Sampler, SamplerSettings, Tally
+from agenttts.environment.live.scoring import ScoringSettings
+from agenttts.environment.live.stages import Stages, TrialRun, split_settings
+from agenttts.environment.space import Config, config_cost
+from agenttts.environment.splits import Split
+from agenttts.environment.task import ModelChoice, Problem, Task
+from agenttts.errors import InputError, ResumableStop
+from agenttts.progress import ItemProgress
 
 
-class LiveSettings(BaseModel):
-    """`environment.settings` of a live task (all optional)."""
+class PipelineSettings(SamplerSettings, ScoringSettings):
+    """`environment.settings` shared by the pipeline kinds: endpoints and cache, scoring, items."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    pipeline: str = Field(default="retrieval_qa", description="what the stages do, by name")
-    cache: str = Field(
-        default=".agenttts/cache/samples.sqlite", description="sample cache (relative: to cwd)"
+    item_timeout_s: float = Field(
+        default=600.0, gt=0, description="one item's pipeline run, queueing for endpoints included"
     )
-    cache_only: bool = Field(default=False, description="replay from the cache, zero calls")
-    start_embedded: bool = Field(
-        default=True,
-        description="start the embedded server when `embedded` is needed and none runs",
+    max_failed_share: float = Field(
+        default=0.5, ge=0, le=1, description="more items failing than this fails the trial"
     )
-    max_n: int = Field(default=16, ge=1, description="most samples asked in one request")
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
-class EndpointUnreachable(AgentUnreachable):
-    """A stage endpoint that cannot serve at all: stop before spending anything."""
+class Program(Protocol):
+    """What a pipeline kind provides to the executor."""
+
+    def items(self, split: Split) -> list[dict[str, Any]]: ...
+
+    async def predict(self, item: dict[str, Any], stages: Stages) -> Any: ...
+
+    async def score(self, prediction: Any, item: dict[str, Any]) -> dict[str, float]: ...
 
 
-@dataclass
-class Tally:
-    """Measured tokens of one stage (or its fuser) in one trial."""
+class _DaemonThreads(concurrent.futures.ThreadPoolExecutor):
+    """The trial loop's default executor: one daemon thread per call, never joined.
 
-    queries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    samples: int = 0
-    calls: int = 0
-    cached_samples: int = 0
+    Sync user code (a sync pipeline, LangGraph's sync nodes) runs in the loop's default executor.
+    One that hangs past its item's timeout is abandoned; with the stock pool, `asyncio.run` and
+    interpreter exit would wait for it forever.
+    """
 
-    def usage(self) -> TokenUsage:
-        return TokenUsage(
-            self.queries, self.prompt_tokens, self.completion_tokens, self.samples, self.calls
-        )
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def work() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as e:
+                future.set_exception(e)
+
+        threading.Thread(target=work, name="agenttts-pipeline", daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
 
 
-class LiveExecutor(Executor):
-    kind = "live"
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run sync user code in a daemon thread, with the caller's context (the trial's handles)."""
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(None, ctx.run, fn, *args)
+
+
+class PipelineExecutor(PerConfigExecutor):
+    """A live executor whose pipeline is a `Program`; subclasses say how to make one."""
+
+    settings_model: ClassVar[type[PipelineSettings]] = PipelineSettings
 
     def __init__(self, task: Task, **overrides: Any):
         super().__init__(task, **overrides)
-        parsed, problems = parse_settings(LiveSettings, self.settings)
+        parsed, problems = parse_settings(self.settings_model, self.settings)
         if parsed is None:
-            raise ValueError("; ".join(map(str, problems)))
+            raise InputError("; ".join(map(str, problems)))
         self.live = parsed
-        self.pipeline = PIPELINES[parsed.pipeline](task)
-        self.deployment = (
-            Deployment.load(task.resolve(task.deployment)) if task.deployment else None
-        )
-        self.cache = SampleCache(Path(parsed.cache).expanduser())
-        self._clients: dict[str, EndpointClient] = {}
-        self._checked: set[tuple[str, str]] = set()
+        self._sampler: Sampler | None = None
+        self._program: Program | None = None
+
+    # --- what subclasses provide ---------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def check_program(cls, task: Task, settings: Any) -> list[Problem]:
+        """Everything about the pipeline itself that can be checked before any spend."""
+
+    @abstractmethod
+    def make_program(self) -> Program: ...
 
     # --- checks ----------------------------------------------------------------------------------
     @classmethod
     def check_task(cls, task: Task) -> list[Problem]:
-        parsed, problems = parse_settings(LiveSettings, task.environment.settings)
-        if parsed is None:
-            return problems
-        pipeline = PIPELINES.get(parsed.pipeline)
-        if pipeline is None:
-            return [
-                Problem(
-                    field="environment.settings.pipeline",
-                    message=f"unknown pipeline {parsed.pipeline!r} (known: {', '.join(PIPELINES)})",
-                )
-            ]
-        problems = pipeline.check(task)
-        for s in task.stages:
-            for m in s.models:
+        parsed, problems = parse_settings(cls.settings_model, task.environment.settings)
+        for stage in task.stages:
+            problems.extend(split_settings(stage)[2])
+            for m in stage.models:
                 if m.kind == "llm" and not m.endpoint:
                     problems.append(
                         Problem(
-                            field=f"stages[{s.name}].models[{m.name}]",
+                            field=f"stages[{stage.name}].models[{m.name}]",
                             message="no endpoint: give `endpoint:` or list it in a deployment file",
                         )
                     )
-        return problems
+        if task.data.path is None:
+            problems.append(Problem(field="data.path", message="a pipeline needs a data file"))
+        if parsed is None or problems:
+            return problems
+        return cls.check_program(task, parsed)
 
-    # --- endpoints -------------------------------------------------------------------------------
-    def _entry(self, choice: ModelChoice) -> Endpoint | None:
-        return self.deployment.models.get(choice.name) if self.deployment else None
+    # --- resources -------------------------------------------------------------------------------
+    @property
+    def sampler(self) -> Sampler:
+        """Opened on first use: making an executor holds no file or connection."""
+        if self._sampler is None:
+            self._sampler = Sampler(self.task, self.live)
+        return self._sampler
 
-    def served_name(self, choice: ModelChoice) -> str:
-        entry = self._entry(choice)
-        return (entry.served_name if entry and entry.served_name else None) or choice.name
+    @property
+    def program(self) -> Program:
+        if self._program is None:
+            self._program = self.make_program()
+        return self._program
 
-    def client(self, choice: ModelChoice) -> EndpointClient:
-        base = choice.endpoint or ""
-        if base == "embedded":
-            from agenttts.environment.embedded import EmbeddedServerError, embedded_base_url
+    def call_stats(self) -> CallStats:
+        """Requests to stage endpoints since this executor was made (retries included)."""
+        stats = [c.stats for c in self._sampler.endpoints.all_clients] if self._sampler else []
+        return CallStats(
+            requests=sum(s.requests for s in stats),
+            retries=sum(s.retries for s in stats),
+            failures=sum(s.failures for s in stats),
+            max_in_flight=max((s.max_in_flight for s in stats), default=0),
+            busy_s=sum(s.busy_s for s in stats),
+        )
 
-            try:
-                base = embedded_base_url(start=self.live.start_embedded)
-            except EmbeddedServerError as e:
-                raise EndpointUnreachable(str(e)) from None
-        base = base.rstrip("/")
-        if base not in self._clients:
-            entry = self._entry(choice)
-            self._clients[base] = EndpointClient(
-                base,
-                api_key=entry.api_key() if entry else "EMPTY",
-                max_concurrency=entry.max_concurrency if entry else 8,
-                supports_n=entry.supports_n if entry else True,
-                retry=self.live.retry,
-            )
-        return self._clients[base]
+    async def aclose(self) -> None:
+        if self._sampler is not None:
+            await self._sampler.aclose()
 
-    def _llm_choices(self, configs: Sequence[Config]) -> list[ModelChoice]:
+    # --- running ---------------------------------------------------------------------------------
+    def _choices(self, configs: Sequence[Config]) -> list[ModelChoice]:
         seen: dict[str, ModelChoice] = {}
         for config in configs:
-            if self.task.config_problems(config):
-                continue
             for stage in self.task.stages:
                 used = [stage.model(config[stage.name].model)]
                 fuser = stage.aggregator_settings.get("model")
                 if stage.aggregator == "fuse" and fuser:
                     used.append(stage.model(fuser))
                 for choice in used:
-                    if choice.kind == "llm":
-                        seen.setdefault(choice.name, choice)
+                    seen.setdefault(choice.name, choice)
         return list(seen.values())
 
-    async def check_endpoints(self, configs: Sequence[Config]) -> None:
-        """Each endpoint once: reachable, and serving the model. One clear error otherwise."""
-        for choice in self._llm_choices(configs):
-            client = self.client(choice)
-            name = self.served_name(choice)
-            if (client.base_url, name) in self._checked:
-                continue
-            try:
-                served = await client.served_models()
-            except Exception as e:
-                raise EndpointUnreachable(
-                    f"the endpoint of model {choice.name!r} ({client.base_url}) is unreachable "
-                    f"({type(e).__name__}: {str(e)[:160]}); nothing was run"
-                ) from None
-            if name not in served:
-                raise EndpointUnreachable(
-                    f"{client.base_url} does not serve model {name!r} (it serves: "
-                    f"{', '.join(served) or 'nothing'}); nothing was run"
-                )
-            self._checked.add((client.base_url, name))
+    async def _evaluate_batch(
+        self, configs: Sequence[Config], split: Split, items: tuple[int, ...] | None
+    ) -> list[TrialResult]:
+        """Every endpoint the batch needs is checked before any configuration runs."""
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(_DaemonThreads(max_workers=1))
+        await self.sampler.check_endpoints(self._choices(configs))
+        return await super()._evaluate_batch(configs, split, items)
 
-    @property
-    def calls(self) -> int:
-        """HTTP requests this executor sent to stage endpoints (retries included)."""
-        return sum(c.stats.requests for c in self._clients.values())
+    def split_size(self, split: Split) -> int:
+        """Items in a split (`HasItems`: racing runs the pipeline on a subset of them)."""
+        return len(self.program.items(split))
 
-    # --- running ---------------------------------------------------------------------------------
-    async def run(self, configs: Sequence[Config], split: Split) -> list[TrialResult]:
-        if not self.live.cache_only:
-            await self.check_endpoints(configs)
-        return await super().run(configs, split)
-
-    async def _run_one(self, config: Config, split: Split) -> TrialResult:
-        problems = self.task.config_problems(config)
-        if problems:
-            raise ValueError("; ".join(problems))
+    async def _evaluate(
+        self, config: Config, split: Split, subset: tuple[int, ...] | None
+    ) -> TrialResult:
         start = time.perf_counter()
-        tallies: dict[str, Tally] = {}
-
-        async def draw(
-            stage: Stage,
-            choice: ModelChoice,
-            messages: Messages,
-            count: int,
-            settings: StageSettings,
-            tally: str,
-        ) -> list[Sample]:
-            return await self.draw(
-                stage, choice, messages, count, settings, tallies.setdefault(tally, Tally())
-            )
-
-        items = self.pipeline.items(split)
+        program = self.program
+        items = program.items(split)
+        if subset is not None:
+            items = [items[i] for i in subset]
         if not items:
-            raise ValueError(f"the {split} split is empty")
-        jobs = [asyncio.ensure_future(self.pipeline.run_item(i, config.root, draw)) for i in items]
+            raise InputError(f"the {split} split is empty")
+        run = TrialRun(self.task, config, self.sampler)
+        progress = ItemProgress(len(items), f"{split} {config.short()}")
+        # each item in a fresh context: a user's graph must not inherit the caller's LangGraph
+        # run (its checkpointer, callbacks), as it would when the search itself runs in a graph
+        loop = asyncio.get_running_loop()
+        jobs = [
+            loop.create_task(self._item(program, run, item), context=contextvars.Context())
+            for item in items
+        ]
+
+        def advance(job: asyncio.Task[Any]) -> None:
+            if not job.cancelled():
+                progress.advance()
+
+        for job in jobs:
+            job.add_done_callback(advance)
+        names = [str(item.get("id", i)) for i, item in enumerate(items)]
         try:
-            scores = await asyncio.gather(*jobs)
+            with progress:
+                outcomes = await asyncio.gather(*jobs)
         except BaseException:
-            # one item failed for good: the trial has failed, stop spending on its other items
+            # the trial has failed for good: stop spending on its other items
             for job in jobs:
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
             raise
-        metrics = {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
-        stages = self._stage_reports(config, tallies)
+        if run.fatal is not None:  # caught by user code, but the trial cannot stand
+            raise run.fatal
+        result = self._result(config, split, run, names, outcomes, time.perf_counter() - start)
+        if subset is not None and result.ok:  # a failed item scores 0, as in the mean
+            main = self.task.main_metric
+            result.item_scores = [0.0 if isinstance(o, str) else o[main] for o in outcomes]
+        return result
+
+    async def _item(
+        self, program: Program, run: TrialRun, item: dict[str, Any]
+    ) -> dict[str, float] | str:
+        """The item's scores, or why it failed (its own fault only; else the trial fails)."""
+        run.enter()
+        timeout = self.live.item_timeout_s
+        try:
+            prediction = await asyncio.wait_for(program.predict(item, run.stages), timeout)
+            if run.fatal is not None:
+                raise run.fatal
+            return await program.score(prediction, item)
+        except ResumableStop:
+            raise
+        except Exception as e:
+            if run.fatal is not None:
+                raise run.fatal from None
+            if isinstance(e, TimeoutError):
+                return f"timed out after {timeout:g} s"
+            return f"{type(e).__name__}: {e}"
+
+    def _result(
+        self,
+        config: Config,
+        split: Split,
+        run: TrialRun,
+        names: Sequence[str],
+        outcomes: Sequence[Mapping[str, float] | str],
+        seconds: float,
+    ) -> TrialResult:
+        metric_names = list(self.task.metrics)
+        failed = [(names[i], o) for i, o in enumerate(outcomes) if isinstance(o, str)]
+        zero = dict.fromkeys(metric_names, 0.0)
+        scores = [zero if isinstance(o, str) else o for o in outcomes]
+        metrics = {k: sum(s[k] for s in scores) / len(scores) for k in metric_names}
+        stages = self._stage_reports(config, run.tallies)
         measured = [r.measured_cost for r in stages.values() if r.measured_cost is not None]
+        details: dict[str, Any] = {
+            "items": len(outcomes),
+            "cached_samples": sum(t.cached_samples for t in run.tallies.values()),
+        }
+        error = None
+        if failed:
+            first = f"item {failed[0][0]}: {failed[0][1]}"
+            details.update(
+                failed_items=len(failed),
+                first_item_error=first,
+                failed_item_ids=[i for i, _ in failed],
+            )
+            if len(failed) > self.live.max_failed_share * len(outcomes):
+                error = (
+                    f"{len(failed)} of {len(outcomes)} items failed "
+                    f"(more than {self.live.max_failed_share:.0%}); first: {first}"
+                )
         return TrialResult(
             config=config,
             split=split,
-            metrics=metrics,
-            nominal_cost=self.task.cost(config),
+            metrics={} if error else metrics,
+            nominal_cost=config_cost(self.task, config),
             measured_cost=sum(measured) if len(measured) == len(stages) else None,
             stages=stages,
             prompt_tokens=sum(r.prompt_tokens for r in stages.values()),
             completion_tokens=sum(r.completion_tokens for r in stages.values()),
             calls=sum(r.calls for r in stages.values()),
-            wall_time_s=time.perf_counter() - start,
-            source="cache" if all(t.calls == 0 for t in tallies.values()) else "live",
-            details={
-                "items": len(items),
-                "cached_samples": sum(t.cached_samples for t in tallies.values()),
-            },
+            wall_time_s=seconds,
+            error=error,
+            source="cache" if all(t.calls == 0 for t in run.tallies.values()) else "live",
+            details=details,
         )
 
     def _stage_reports(self, config: Config, tallies: dict[str, Tally]) -> dict[str, StageReport]:
@@ -260,102 +323,17 @@ class LiveExecutor(Executor):
                 measured = measured_stage_budget(TokenUsage(), 0.0, 1, choice.fixed_cost)
             else:
                 measured = measured_stage_budget(t.usage(), choice.params or 0.0, sc.samples)
-            fuse = tallies.get("fuse") if stage.aggregator == "fuse" else None
+            fuse = tallies.get(f"{stage.name}/fuse")
             if fuse is not None and fuse.queries and measured is not None:
                 fuser = stage.model(stage.aggregator_settings.get("model", sc.model))
                 measured += measured_stage_budget(fuse.usage(), fuser.params or 0.0, 1) or 0.0
-            extra = [t, fuse] if fuse is not None else [t]
+            parts = [t, fuse] if fuse is not None else [t]
             out[stage.name] = StageReport(
                 nominal_cost=stage.cost(sc.model, sc.samples),
                 measured_cost=measured,
-                prompt_tokens=sum(x.prompt_tokens for x in extra),
-                completion_tokens=sum(x.completion_tokens for x in extra),
-                calls=sum(x.calls for x in extra),
-                cached_samples=sum(x.cached_samples for x in extra),
+                prompt_tokens=sum(x.prompt_tokens for x in parts),
+                completion_tokens=sum(x.completion_tokens for x in parts),
+                calls=sum(x.calls for x in parts),
+                cached_samples=sum(x.cached_samples for x in parts),
             )
         return out
-
-    async def draw(
-        self,
-        stage: Stage,
-        choice: ModelChoice,
-        messages: Messages,
-        count: int,
-        settings: StageSettings,
-        tally: Tally,
-    ) -> list[Sample]:
-        """Samples 0..count-1 of a prompt: from the cache, the missing ones from the endpoint."""
-        model = self.served_name(choice)
-        params = settings.sampling(stage)
-        key = request_key(model, messages, params)
-        async with self.cache.lock(key):
-            missing = self.cache.missing(key, count)
-            if missing and self.live.cache_only:
-                question = messages[-1]["content"].replace("\n", " ")[:80]
-                raise CacheMiss(
-                    f"cache-only: sample {missing[0]} (of {count}) of model {model!r} at stage "
-                    f"{stage.name!r} is not cached (prompt {key[:12]}: {question!r}...)"
-                )
-            if missing:
-                # (not `tally.calls += await ...`: that reads the counter before the await and
-                # loses the other coroutines' increments)
-                sent = await self._fill(choice, model, key, messages, params, missing)
-                tally.calls += sent
-            have = self.cache.samples(key, count)
-        if len(have) < count:
-            raise CacheMiss(f"model {model!r}: only {len(have)} of {count} samples could be stored")
-        tally.queries += 1
-        tally.prompt_tokens += self.cache.prompt_tokens(key) or 0
-        tally.samples += count
-        tally.completion_tokens += sum(s.completion_tokens for s in have)
-        tally.cached_samples += count - len(missing)
-        return have
-
-    async def _fill(
-        self,
-        choice: ModelChoice,
-        model: str,
-        key: str,
-        messages: Messages,
-        params: dict[str, Any],
-        missing: list[int],
-    ) -> int:
-        """Request the missing indexes; each answer is stored as soon as it arrives."""
-        client = self.client(choice)
-
-        async def one(indexes: list[int], extra: dict[str, Any]) -> int:
-            done: Completion = await client.chat(
-                model, messages, n=len(indexes), params={**params, **extra}
-            )
-            tokens = done.per_sample_tokens()
-            self.cache.put(
-                key,
-                model=model,
-                messages=messages,
-                params=params,
-                prompt_tokens=done.prompt_tokens,
-                samples=[
-                    Sample(i, done.texts[j], tokens[j], done.finish_reasons[j])
-                    for j, i in enumerate(indexes)
-                ],
-            )
-            return done.attempts
-
-        if "seed" in params:  # sample i is reproducible on its own: seed + i, one request each
-            jobs = [one([i], {"seed": int(params["seed"]) + i}) for i in missing]
-        elif client.supports_n:
-            step = self.live.max_n
-            jobs = [one(missing[j : j + step], {}) for j in range(0, len(missing), step)]
-        else:
-            jobs = [one([i], {}) for i in missing]
-        results = await asyncio.gather(*jobs, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]
-        return sum(r for r in results if isinstance(r, int))
-
-    async def aclose(self) -> None:
-        for c in self._clients.values():
-            await c.aclose()
-        self._clients.clear()
-        self.cache.close()

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agenttts.llm import AgentError
+from agenttts.archive import Archive
+from agenttts.environment.space import config_cost, config_problems
+from agenttts.errors import AgentError
+from agenttts.graph.context import Context
 from agenttts.proposers.agenttts_agent import AgentTTSProposer
-from agenttts.proposers.base import AgentEndpoint, ProposalContext, ProposerSettings
+from agenttts.proposers.base import ProposalContext, ProposerSettings
 from agenttts.proposers.screening import screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
@@ -19,17 +22,19 @@ from tiny_task import TASK, trial
 
 pytestmark = pytest.mark.integration
 
-ARCHIVE = [
-    trial(0, ("small", 8), ("big", 1), 0.40, "init"),
-    trial(1, ("big", 1), ("big", 1), 0.55, "init"),
-    trial(2, ("big", 1), ("small", 20), 0.60, "init"),
-    trial(3, ("big", 1), ("small", 10), 0.62, "search"),
-]
+ARCHIVE = Archive(
+    [
+        trial(0, ("small", 8), ("big", 1), 0.40, "init"),
+        trial(1, ("big", 1), ("big", 1), 0.55, "init"),
+        trial(2, ("big", 1), ("small", 20), 0.60, "init"),
+        trial(3, ("big", 1), ("small", 10), 0.62, "search"),
+    ]
+)
 
 
 @pytest.fixture()
 def agent(embedded_server: str) -> AgentTTSProposer:
-    endpoint = AgentEndpoint(
+    endpoint = Context().agent_endpoint(
         base_url=embedded_server, model="smollm2", max_tokens=320, temperature=0.9, timeout_s=180
     )
     return AgentTTSProposer(ProposerSettings(seed=7, agent=endpoint))
@@ -52,9 +57,9 @@ def test_one_agent_iteration_guidelines_then_parsed_validated_proposals(agent):
         proposal.configs
     )
     for config, reason in screened.rejected:
-        assert reason and TASK.config_problems(config)
+        assert reason and config_problems(TASK, config)
     for config in screened.accepted:
-        assert not TASK.config_problems(config) and TASK.cost(config) <= TASK.budget
+        assert not config_problems(TASK, config) and config_cost(TASK, config) <= TASK.budget
 
 
 def test_preferences_are_checked_against_the_task(agent):

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from agenttts.environment.space import config_problems
+from agenttts.graph.context import Context
 from agenttts.proposers import make_proposer
-from agenttts.proposers.base import AgentEndpoint, ProposerSettings
+from agenttts.proposers.base import ProposerSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "proposers"))
 from tiny_grid import drive, load_tiny
@@ -21,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 @pytest.mark.parametrize("name", ["agenthpo", "mlcopilot"])
 def test_llm_baseline_on_the_embedded_server(embedded_server, tmp_path, name):
     task = load_tiny(tmp_path)
-    endpoint = AgentEndpoint(
+    endpoint = Context().agent_endpoint(
         base_url=embedded_server, model="smollm2", max_tokens=320, timeout_s=180
     )
     proposer = make_proposer(name, ProposerSettings(seed=1, agent=endpoint))
@@ -31,6 +33,6 @@ def test_llm_baseline_on_the_embedded_server(embedded_server, tmp_path, name):
     for p in proposals:
         assert p.configs or p.errors  # an empty proposal always says why
     for t in archive:
-        assert (t.status == "ok" and not task.config_problems(t.config)) or (
+        assert (t.status == "ok" and not config_problems(task, t.config)) or (
             t.status == "rejected" and t.error
         )

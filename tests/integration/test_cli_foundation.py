@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agenttts.environment.task import Config, load_task
+from agenttts.environment.space import Config, config_cost, count_feasible
+from agenttts.environment.task_loading import load_task
 
 pytestmark = pytest.mark.integration
 
@@ -147,7 +148,7 @@ def test_budget_without_config(tmp_path):
     path = grid_task(tmp_path)
     out = agenttts("budget", str(path))
     assert out.returncode == 0, out.stderr
-    expected = load_task(path, check_environment=False).count_feasible()
+    expected = count_feasible(load_task(path, check_environment=False))
     assert f"feasible configurations: {expected}" in out.stdout
     assert "cheapest configuration: ret=smallx1 | qa=smallx1" in out.stdout
     assert "largest single-sample configuration: ret=bigx1 | qa=smallx1" in out.stdout
@@ -181,7 +182,7 @@ def test_evaluate_grid_task(tmp_path):
     out = agenttts("evaluate", str(path), "--config", cfg, "--split", "test", "--json")
     result = json.loads(out.stdout)
     assert result["metrics"] == {"em": 0.7, "f1": 0.8}
-    expected = load_task(path).cost(Config.of({"ret": ("big", 4), "qa": ("small", 2)}))
+    expected = config_cost(load_task(path), Config.of({"ret": ("big", 4), "qa": ("small", 2)}))
     assert result["nominal_cost"] == pytest.approx(expected)
     assert result["source"] == "row 2 exact" and result["error"] is None
 

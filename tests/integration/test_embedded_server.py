@@ -68,6 +68,7 @@ def test_serve_starts_answers_and_cleans_up_on_sigterm():
         text=True,
         start_new_session=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         url = proc.stdout.readline().strip()  # printed once healthy
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), proc.stderr.read()

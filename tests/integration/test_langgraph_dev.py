@@ -134,3 +134,22 @@ def test_step_edit_guidelines_and_resume_through_the_http_api(server, tmp_path):
     assert final["values"]["stop_reason"] == "maximum iterations reached (2)"
     ids = [t["trial_id"] for t in final["values"]["archive"]]
     assert ids == list(range(len(ids)))
+
+
+def test_a_bad_setting_over_http_gets_the_cli_message(server, tmp_path):
+    """The first node checks the context, so a Studio or HTTP run fails as `agenttts search`
+    does: one message naming every problem, and nothing run."""
+    task = str(write_grid_task(tmp_path / "task"))
+    with httpx.Client(base_url=server, timeout=120) as client:
+        tid = new_thread(client)
+        out = client.post(
+            f"/threads/{tid}/runs/wait",
+            json={"assistant_id": "agenttts", "input": {"task": task},
+                  "context": context(tmp_path, batch_size=0, no_insights=[4])},
+        ).raise_for_status().json()  # fmt: skip
+        state = client.get(f"/threads/{tid}/state").raise_for_status().json()
+    assert out["__error__"] == {
+        "error": "InputError",
+        "message": "batch_size must be at least 1; no_insights may hold only 1, 2, 3 (got [4])",
+    }
+    assert state["next"] == ["init_by_preference"] and state["values"]["archive"] == []

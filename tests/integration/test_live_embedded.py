@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from agenttts.environment.live.cache import SampleCache
-from agenttts.environment.live.executor import LiveExecutor
-from agenttts.environment.task import Config, load_task
+from agenttts.environment.live.python_pipeline import LiveExecutor
+from agenttts.environment.space import Config
+from agenttts.environment.task_loading import load_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
@@ -27,11 +28,9 @@ def run(cache: Path, config: Config, **extra):
     ex = LiveExecutor(small_task(), cache=str(cache), **extra)
 
     async def go():
-        try:
+        async with ex:
             (result,) = await ex.run([config], "train")
-            return result, ex.calls
-        finally:
-            await ex.aclose()
+            return result, ex.call_stats().requests
 
     return asyncio.run(go())
 

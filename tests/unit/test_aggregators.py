@@ -61,8 +61,9 @@ def test_first():
     assert first([]) is None
 
 
-# --- reading samples before they are aggregated (environment/live/pipelines.py) ----------------
-from agenttts.environment.live.pipelines import PromptTemplate, parse_answer, parse_ids  # noqa: E402
+# --- reading samples before they are aggregated (environment/live/parsers.py, prompts.py) -------
+from agenttts.environment.live.parsers import parse_answer, parse_ids  # noqa: E402
+from agenttts.environment.live.prompts import PromptTemplate  # noqa: E402
 
 
 def test_parse_ids_keeps_shown_numbers_in_order_without_repeats():

@@ -7,10 +7,11 @@ import json
 import pytest
 import yaml
 
-from agenttts.bench import BenchError, BenchSettings, run_bench, write_outputs
-from agenttts.bench.harness import reach
-from agenttts.bench.output import format_table
 from agenttts.cli.main import main
+from agenttts.errors import InputError
+from agenttts.search_bench import BenchSettings, run_bench, write_outputs
+from agenttts.search_bench.harness import reach
+from agenttts.search_bench.output import format_table
 
 
 def tiny_task(folder) -> str:
@@ -95,7 +96,7 @@ def test_bench_end_to_end_measures_against_the_exhaustive_optimum_and_resumes(tm
 
 
 def test_ablation_variants_parse_and_bad_requests_fail_before_any_run(tmp_path):
-    with pytest.raises(BenchError) as err:
+    with pytest.raises(InputError) as err:
         run_bench(settings(tmp_path, methods=["random", "nope", "insight-no4"], seeds=[]))
     text = str(err.value)
     assert "'nope'" in text and "'insight-no4'" in text and "no seeds" in text

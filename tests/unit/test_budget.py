@@ -10,7 +10,8 @@ from agenttts.environment.budget import (
     paper_budget,
     stage_budget,
 )
-from agenttts.environment.task import Config, load_task
+from agenttts.environment.space import Config, stage_costs
+from agenttts.environment.task_loading import load_task
 
 
 def test_paper_vectors_exact():
@@ -75,6 +76,6 @@ def test_bundled_paper_task_carries_the_vectors():
     config = Config.of(
         {"retrieval": ("qwen2.5-72b-instruct", 1), "qa": ("llama-3.1-70b-instruct", 1)}
     )
-    costs = task.stage_costs(config)
+    costs = stage_costs(task, config)
     assert costs["retrieval"] == pytest.approx(814, abs=1e-9)
     assert costs["qa"] == pytest.approx(114 + 2 / 3, abs=1e-9)

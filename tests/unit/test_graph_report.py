@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agenttts.archive import Trial
 from agenttts.environment.executor import StageReport
-from agenttts.environment.task import Config
+from agenttts.environment.space import Config
 from agenttts.report import build_report, write_report
 
 

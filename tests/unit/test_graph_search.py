@@ -6,15 +6,18 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from agenttts.archive import Trial, best_trial, load_trials
-from agenttts.environment.task import Config, load_task
+from agenttts.archive import Archive, Trial
+from agenttts.environment.space import Config, cheapest_config, config_cost
+from agenttts.environment.task_loading import load_task
+from agenttts.errors import InputError
 from agenttts.graph.context import Context
 from agenttts.graph.graph import make_graph
-from agenttts.graph.runner import RunError, list_runs, read_thread, run_search, thread_config
+from agenttts.graph.runner import list_runs, read_thread, run_search, thread_config
 from agenttts.proposers import PROPOSERS
 from agenttts.proposers.base import Guidelines, Proposal, Proposer
 
@@ -37,7 +40,7 @@ class SameOne(Proposer):
     name = "same-one"
 
     def propose(self, ctx):
-        return Proposal(configs=[ctx.task.cheapest_config()])
+        return Proposal(configs=[cheapest_config(ctx.task)])
 
 
 class Echo(Proposer):
@@ -72,7 +75,7 @@ def test_search_runs_to_a_recorded_stop_with_a_consistent_archive(tmp_path, task
     assert out.finished and out.ran and not out.resumed
     v = out.values
     assert v["stop_reason"] == "maximum iterations reached (3)"
-    trials = load_trials(v["archive"])
+    trials = Archive.from_state(v)
     assert [t.trial_id for t in trials] == list(range(len(trials)))
     executed = [t for t in trials if t.status != "rejected"]
     assert len({t.config.key() for t in executed}) == len(executed)
@@ -82,11 +85,12 @@ def test_search_runs_to_a_recorded_stop_with_a_consistent_archive(tmp_path, task
     for t in executed:
         assert t.status == "ok" and t.split == "train"
         assert 0 < t.nominal_cost <= task.budget
-        assert t.nominal_cost == pytest.approx(task.cost(t.config))
+        assert t.nominal_cost == pytest.approx(config_cost(task, t.config))
     assert v["guidelines"] and len(v["guideline_log"]) == 3
     assert v["pending"] == []
     # the best training configuration, once on the test split
-    best = best_trial(trials)
+    best = trials.best()
+    assert best is not None
     test = Trial.model_validate(v["test_result"])
     assert test.phase == "test" and test.split == "test" and test.config == best.config
     report = json.loads(Path(v["report"]["json"]).read_text())
@@ -112,25 +116,44 @@ def test_a_finished_thread_runs_nothing_again(tmp_path, task_file):
 def test_resume_refuses_another_search_or_task(tmp_path, task_file):
     db = tmp_path / "runs.sqlite"
     run_search(task_file, "t", db, settings(tmp_path, max_iterations=1))
-    with pytest.raises(RunError, match="seed"):
+    with pytest.raises(InputError, match="seed"):
         run_search(task_file, "t", db, {"seed": 7})
     other = write_grid_task(tmp_path / "other")
-    with pytest.raises(RunError, match="searches task"):
+    with pytest.raises(InputError, match="searches task"):
         run_search(str(other), "t", db, {})
 
 
 def test_bad_settings_fail_before_any_checkpoint(tmp_path, task_file):
     db = tmp_path / "runs.sqlite"
-    for bad, msg in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"proposer": "nope"}, "unknown proposer"),
         ({"batch_size": 0}, "batch_size"),
         ({"no_insights": [4]}, "no_insights"),
         ({"prompts_dir": str(tmp_path / "missing")}, "prompts_dir"),
-    ]:
-        with pytest.raises(RunError, match=msg):
+    ]
+    for bad, msg in cases:
+        with pytest.raises(InputError, match=msg):
             run_search(task_file, "t", db, settings(tmp_path, **bad))
     con = sqlite3.connect(db)
     assert con.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0
+
+
+def test_a_bad_context_given_as_a_dict_stops_at_the_first_node_with_the_cli_message(
+    tmp_path, task_file
+):
+    """What a Studio or HTTP run does: the context arrives as a dict, LangGraph builds the
+    Context from it, and the first node refuses it with the text the CLI prints."""
+    bad = settings(tmp_path, batch_size=0, no_insights=[4], seed="7")
+    expected = "; ".join(Context.from_dict(bad).problems())
+    assert "batch_size must be at least 1" in expected and "seed must be of type int" in expected
+    cfg = thread_config("studio")
+    with SqliteSaver.from_conn_string(str(tmp_path / "db")) as saver:
+        graph = make_graph(saver)
+        with pytest.raises(InputError) as err:
+            graph.invoke({"task": task_file}, cfg, context=bad, durability="sync")
+        assert str(err.value) == expected
+        snap = graph.get_state(cfg)
+    assert snap.next == ("init_by_preference",) and not snap.values.get("archive")
 
 
 def test_stops_at_the_target(tmp_path, task_file):
@@ -185,7 +208,7 @@ def test_show_reads_back_a_thread(tmp_path, task_file):
     run_search(task_file, "t", db, settings(tmp_path, max_iterations=1))
     snap = read_thread(db, "t")
     assert snap.values["stop_reason"]
-    with pytest.raises(RunError, match="no thread"):
+    with pytest.raises(InputError, match="no thread"):
         read_thread(db, "missing")
-    with pytest.raises(RunError, match="no checkpoint database"):
+    with pytest.raises(InputError, match="no checkpoint database"):
         read_thread(tmp_path / "nope.sqlite", "t")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from agenttts.llm import AgentClient, AgentUnreachable, extract_json, resolve_base_url
-from agenttts.proposers.base import AgentEndpoint
+from agenttts.errors import ResumableStop
+from agenttts.graph.context import Context
+from agenttts.llm import AgentClient, extract_json, resolve_base_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
 from canned_server import Reply, canned_server
@@ -30,7 +31,7 @@ GOOD = '{"picks": [{"stage": "qa", "samples": 4}], "note": "ok"}'
 
 
 def client(url: str, **kw) -> AgentClient:
-    return AgentClient(AgentEndpoint(base_url=url, model="canned", **kw))
+    return AgentClient(Context().agent_endpoint(base_url=url, model="canned", **kw))
 
 
 def test_structured_answer_sends_json_schema_and_counts_usage():
@@ -38,7 +39,8 @@ def test_structured_answer_sends_json_schema_and_counts_usage():
         ans = client(srv.url, temperature=0.3, max_tokens=77).structured(
             [("system", "s"), ("user", "u")], Picks, seed=5
         )
-    assert ans.ok and ans.value.picks[0].samples == 4 and not ans.errors
+    assert ans.ok and ans.value is not None
+    assert ans.value.picks[0].samples == 4 and not ans.errors
     assert (ans.usage.calls, ans.usage.prompt_tokens, ans.usage.completion_tokens) == (1, 50, 9)
     req = srv.requests[0]
     assert req["response_format"]["type"] == "json_schema"
@@ -57,7 +59,8 @@ def test_structured_answer_sends_json_schema_and_counts_usage():
 def test_json_wrapped_by_a_weak_model_is_recovered_without_reasking(content):
     with canned_server([Reply(content)]) as srv:
         ans = client(srv.url).structured([("user", "u")], Picks)
-    assert ans.ok and ans.value.picks == [Pick(stage="qa", samples=4)]
+    assert ans.ok and ans.value is not None
+    assert ans.value.picks == [Pick(stage="qa", samples=4)]
     assert len(srv.requests) == 1
 
 
@@ -116,7 +119,7 @@ def test_free_text_and_key_from_env_never_in_errors(monkeypatch):
     assert headers["authorization"] == "Bearer sk-secret-123"
     with (
         canned_server([Reply(status=401, error="bad key")]) as srv,
-        pytest.raises(AgentUnreachable) as err,
+        pytest.raises(ResumableStop) as err,
     ):
         client(srv.url, api_key_env="C2_TEST_KEY").complete([("user", "u")])
     assert srv.url in str(err.value) and "sk-secret" not in str(err.value)
@@ -126,9 +129,9 @@ def test_unreachable_endpoint_names_the_url():
     with canned_server([Reply("x")]) as srv:
         url = srv.url  # the port is free again once the server is gone
     c = client(url, timeout_s=5)
-    with pytest.raises(AgentUnreachable, match=url.replace(".", r"\.")):
+    with pytest.raises(ResumableStop, match=url.replace(".", r"\.")):
         c.complete([("user", "u")])
-    with pytest.raises(AgentUnreachable):
+    with pytest.raises(ResumableStop):
         c.structured([("user", "u")], Picks)
 
 
@@ -139,7 +142,7 @@ def test_embedded_resolves_from_the_environment(monkeypatch):
     monkeypatch.delenv("AGENTTTS_EMBEDDED_URL")
     # No server in this process either (under `make test` the session fixture may have one).
     monkeypatch.setattr("agenttts.environment.embedded.embedded_url", lambda: None)
-    with pytest.raises(AgentUnreachable, match="no embedded server is running"):
+    with pytest.raises(ResumableStop, match="no embedded server is running"):
         resolve_base_url("embedded")
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from agenttts.archive import Trial
-from agenttts.environment.task import Config
+from agenttts.archive import Archive, Status, Trial
+from agenttts.environment.space import Config
 from agenttts.graph.context import Context
 from agenttts.nodes.check_stop import route, stale_iterations, stop_reason
 
 CFG = Config.of({"a": ("m", 1)})
 
 
-def trial(i: int, iteration: int, score: float | None, status: str = "ok") -> Trial:
+def trial(i: int, iteration: int, score: float | None, status: Status = "ok") -> Trial:
     return Trial(
         trial_id=i,
         iteration=iteration,
@@ -29,12 +29,12 @@ def state(trials, iteration, **kw):
 
 
 def test_stale_iterations_counts_iterations_without_a_better_score():
-    trials = [trial(0, 0, 0.5), trial(1, 1, 0.6), trial(2, 2, 0.6), trial(3, 3, 0.55)]
+    trials = Archive([trial(0, 0, 0.5), trial(1, 1, 0.6), trial(2, 2, 0.6), trial(3, 3, 0.55)])
     assert stale_iterations(trials, 1) == 0
     assert stale_iterations(trials, 3) == 2  # a tie is not an improvement
     assert stale_iterations(trials, 5) == 4  # iterations with no scored trial are stale too
-    assert stale_iterations([trial(0, 1, None, "failed")], 1) == 1
-    assert stale_iterations([trial(0, 1, 0.1)], 1) == 0
+    assert stale_iterations(Archive([trial(0, 1, None, "failed")]), 1) == 1
+    assert stale_iterations(Archive([trial(0, 1, 0.1)]), 1) == 0
 
 
 @pytest.mark.parametrize(

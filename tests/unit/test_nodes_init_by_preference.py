@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from langgraph.runtime import Runtime
 
-from agenttts.archive import load_trials
-from agenttts.environment.task import load_task
+from agenttts.archive import Archive
+from agenttts.environment.space import config_cost, largest_single_sample_config, max_samples_for
+from agenttts.environment.task_loading import load_task
 from agenttts.graph.context import Context
-from agenttts.nodes.init_by_preference import init_by_preference, preference_configs
+from agenttts.nodes.init_by_preference import init_by_preference
 from agenttts.proposers import PROPOSERS
 from agenttts.proposers.base import AgentUsage, Preferences, Proposal, Proposer
+from agenttts.proposers.insight.preferences import preference_configs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
@@ -21,7 +23,9 @@ from grid_task import write_grid_task
 
 class Prefers(Proposer):
     name = "prefers"
-    uses_preference_init = True
+
+    def initial_configs(self, task):
+        return None if 1 in self.settings.no_insights else preference_configs(task)
 
     def summarize_preferences(self, ctx):
         assert len(ctx.archive) == 4  # it sees the initial trials just run
@@ -47,7 +51,7 @@ def test_initial_configs_follow_the_paper(tmp_path):
     assert shares == pytest.approx({"retrieval": 0.8, "qa": 0.2})
     by_stage: dict[str, list] = {"retrieval": [], "qa": []}
     for config, why in planned:
-        assert task.cost(config) <= task.budget
+        assert config_cost(task, config) <= task.budget
         varied = [s for s in task.stage_names if "initialisation" in why and f"stage {s} " in why]
         [stage] = varied
         other = next(s for s in task.stages if s.name != stage)
@@ -60,15 +64,15 @@ def test_initial_configs_follow_the_paper(tmp_path):
     other_cost = task.stage("qa").cost("qa-70b", 1)
     for c in by_stage["retrieval"]:
         allowance = min(0.8 * task.budget, task.budget - other_cost)
-        assert c.samples == max(1, r.max_samples_for(c.model, allowance))
+        assert c.samples == max(1, max_samples_for(r, c.model, allowance))
     # qa-3b at the largest S its 20% share allows, capped at the stage maximum (16)
-    assert by_stage["qa"][0].samples == task.stage("qa").max_samples_for("qa-3b", 240)
+    assert by_stage["qa"][0].samples == max_samples_for(task.stage("qa"), "qa-3b", 240)
 
 
 def test_a_model_too_large_for_its_share_still_gets_one_sample(tmp_path):
     task = load_task(write_grid_task(tmp_path, budget=1000))  # r-72b x1 = 814 > 800 (its share)
     configs = [c for c, _ in preference_configs(task)]
-    assert task.largest_single_sample_config() in configs
+    assert largest_single_sample_config(task) in configs
 
 
 def test_node_runs_the_initial_trials_and_records_preferences(tmp_path, monkeypatch):
@@ -76,7 +80,7 @@ def test_node_runs_the_initial_trials_and_records_preferences(tmp_path, monkeypa
     monkeypatch.setitem(PROPOSERS, "broken", f"{__name__}:Broken")
     task_file = str(write_grid_task(tmp_path, budget=1200))
     update = init_by_preference({"task": task_file}, Runtime(context=Context(proposer="prefers")))
-    trials = load_trials(update["archive"])
+    trials = Archive.from_state(update)
     assert [t.trial_id for t in trials] == [0, 1, 2, 3]
     assert all(t.phase == "init" and t.iteration == 0 and t.status == "ok" for t in trials)
     assert update["preferences"] == {"retrieval": "r-72b", "qa": "qa-3b"}

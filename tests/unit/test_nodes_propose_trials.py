@@ -9,10 +9,12 @@ import pytest
 from langgraph.runtime import Runtime
 
 from agenttts.archive import Trial
-from agenttts.environment.task import Config, load_task
+from agenttts.environment.space import Config, config_cost
+from agenttts.environment.task_loading import load_task
+from agenttts.errors import ResumableStop
 from agenttts.graph.context import Context
-from agenttts.graph.runner import RunStopped, read_thread, run_search
-from agenttts.llm import AgentUnreachable
+from agenttts.graph.runner import read_thread, run_search
+from agenttts.graph.state import State
 from agenttts.nodes.propose_trials import propose_trials
 from agenttts.proposers import PROPOSERS
 from agenttts.proposers.base import AgentUsage, Guidelines, Proposal, Proposer
@@ -68,7 +70,7 @@ class Flaky(Proposer):
 
     def propose(self, ctx):
         if Flaky.down:
-            raise AgentUnreachable("agent endpoint http://127.0.0.1:9/v1 could not be reached")
+            raise ResumableStop("agent endpoint http://127.0.0.1:9/v1 could not be reached")
         return Proposal(
             configs=[Config.of({"retrieval": ("r-7b", ctx.iteration), "qa": ("qa-3b", 1)})]
         )
@@ -93,13 +95,13 @@ def archived(task, config: Config, trial_id: int) -> dict:
         config=config,
         status="ok",
         score=0.1,
-        nominal_cost=task.cost(config),
+        nominal_cost=config_cost(task, config),
     ).dump()
 
 
 def test_screening_records_rejections_and_drops_duplicates(task_file):
     task = load_task(task_file)
-    state = {
+    state: State = {
         "task": task_file,
         "iteration": 3,
         "archive": [archived(task, Config.of({"retrieval": ("r-7b", 1), "qa": ("qa-3b", 1)}), 0)],
@@ -109,7 +111,7 @@ def test_screening_records_rejections_and_drops_duplicates(task_file):
     rejected = [Trial.model_validate(t) for t in update["archive"]]
     assert [t.trial_id for t in rejected] == [1, 2, 3, 4]
     assert all(t.status == "rejected" and t.iteration == 3 for t in rejected)
-    reasons = [t.error for t in rejected]
+    reasons = [t.error or "" for t in rejected]
     assert "exceeds the budget" in reasons[0]
     assert "unknown model 'gpt-9'" in reasons[1]
     assert "samples 99 outside 1..16" in reasons[2]
@@ -165,7 +167,9 @@ def test_an_unreachable_agent_stops_the_run_resumably(tmp_path, task_file):
     }
     Flaky.down = True
     try:
-        with pytest.raises(RunStopped, match=r"could not be reached.*run the same command again"):
+        with pytest.raises(
+            ResumableStop, match=r"could not be reached.*run the same command again"
+        ):
             run_search(task_file, "t", db, opts)
         snap = read_thread(db, "t")
         assert snap.next == ("propose_trials",)
@@ -178,3 +182,19 @@ def test_an_unreachable_agent_stops_the_run_resumably(tmp_path, task_file):
     assert [t.config["retrieval"].samples for t in out.trials] == [1, 2, 3]
     assert [t.trial_id for t in out.trials] == [0, 1, 2]
     assert out.values["agent_usage"]["calls"] == 3  # guidelines were not asked twice
+
+
+@pytest.mark.parametrize("cap", [3, 11])
+def test_a_trial_cap_is_a_cap(tmp_path, task_file, cap):
+    """The last batch is cut to what the cap leaves (the init phase too): never 109 for 100."""
+    settings = {
+        "proposer": "insight",
+        "batch_size": 4,
+        "max_trials": cap,
+        "max_iterations": 50,
+        "patience": None,
+        "report_dir": str(tmp_path / "r"),
+    }
+    outcome = run_search(task_file, "t", tmp_path / "db", settings)
+    assert len(outcome.trials.executed()) == cap
+    assert "maximum trials reached" in (outcome.values.get("stop_reason") or "")

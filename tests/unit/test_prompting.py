@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from agenttts.errors import InputError
 from agenttts.prompting import (
     ROLES,
-    PromptError,
     check_prompts_dir,
     fill,
     read_prompt,
@@ -14,7 +16,12 @@ from agenttts.prompting import (
     shipped_dir,
 )
 
-FIELDS = {"task": "TASK-TEXT", "archive": "ARCHIVE-TEXT", "preferences": "P", "batch_size": 7}
+FIELDS: dict[str, Any] = {
+    "task": "TASK-TEXT",
+    "archive": "ARCHIVE-TEXT",
+    "preferences": "P",
+    "batch_size": 7,
+}
 
 
 def test_every_role_and_insight_is_shipped_and_nonempty():
@@ -62,13 +69,13 @@ def test_user_directory_overrides_by_name_and_edits_apply_next_call(tmp_path):
 
 
 def test_bad_prompts_dir_and_unknown_files_are_reported(tmp_path):
-    with pytest.raises(PromptError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         render("system", prompts_dir=tmp_path / "missing")
     assert check_prompts_dir(tmp_path / "missing")
     (tmp_path / "guidlines.txt").write_text("typo")
     problems = check_prompts_dir(tmp_path)
     assert len(problems) == 1 and "guidlines.txt" in problems[0]
-    with pytest.raises(PromptError, match="unknown prompt role"):
+    with pytest.raises(InputError, match="unknown prompt role"):
         render("planner")
 
 

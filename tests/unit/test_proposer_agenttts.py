@@ -9,35 +9,39 @@ from pathlib import Path
 
 import pytest
 
-from agenttts.archive import Trial
-from agenttts.environment.task import Config
-from agenttts.llm import AgentError, AgentUnreachable
+from agenttts.archive import Archive, Trial
+from agenttts.environment.space import Config
+from agenttts.errors import AgentError, ResumableStop
+from agenttts.graph.context import Context
 from agenttts.proposers import make_proposer
 from agenttts.proposers.agenttts_agent import AgentTTSProposer
-from agenttts.proposers.base import AgentEndpoint, ProposalContext, ProposerSettings
+from agenttts.proposers.base import ProposalContext, ProposerSettings
+from agenttts.proposers.insight.preferences import preference_configs
 from agenttts.proposers.screening import screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
 from canned_server import Reply, canned_server, fixture_text
 from tiny_task import TASK, trial
 
-ARCHIVE = [
-    trial(0, ("small", 8), ("big", 1), 0.40, "init"),
-    trial(1, ("big", 1), ("big", 1), 0.55, "init"),
-    trial(2, ("big", 1), ("small", 20), 0.60, "init"),
-    Trial.rejected(
-        Config.of({"retrieval": ("big", 9), "qa": ("big", 9)}),
-        "cost 400.00 exceeds the budget 120",
-        trial_id=3,
-        iteration=1,
-        proposer="agenttts",
-    ),
-]
+ARCHIVE = Archive(
+    [
+        trial(0, ("small", 8), ("big", 1), 0.40, "init"),
+        trial(1, ("big", 1), ("big", 1), 0.55, "init"),
+        trial(2, ("big", 1), ("small", 20), 0.60, "init"),
+        Trial.rejected(
+            Config.of({"retrieval": ("big", 9), "qa": ("big", 9)}),
+            "cost 400.00 exceeds the budget 120",
+            trial_id=3,
+            iteration=1,
+            proposer="agenttts",
+        ),
+    ]
+)
 
 
 def proposer(url: str, **kw) -> AgentTTSProposer:
-    ep = AgentEndpoint(base_url=url, model="canned", max_parse_retries=1, **kw)
-    return AgentTTSProposer(ProposerSettings(seed=3, agent=ep))
+    ep = Context().agent_endpoint(base_url=url, model="canned", max_parse_retries=1, **kw)
+    return AgentTTSProposer(ProposerSettings(seed=3, agent=ep, hybrid=False))  # the paper's
 
 
 def ctx(**kw) -> ProposalContext:
@@ -45,8 +49,8 @@ def ctx(**kw) -> ProposalContext:
 
 
 def test_registered_by_name():
-    p = make_proposer("agenttts", ProposerSettings())
-    assert isinstance(p, AgentTTSProposer) and p.uses_preference_init
+    p = make_proposer("agenttts", Context().proposer_settings())
+    assert isinstance(p, AgentTTSProposer) and p.initial_configs(TASK) == preference_configs(TASK)
 
 
 def test_valid_proposal_is_parsed_and_prompt_carries_task_and_archive():
@@ -107,6 +111,7 @@ def test_preferences_reask_on_unknown_model_then_accept():
     }
     with canned_server([Reply(json.dumps(bad)), Reply(json.dumps(good))]) as srv:
         prefs = proposer(srv.url).summarize_preferences(ctx())
+    assert prefs is not None
     assert prefs.models == {"retrieval": "big", "qa": "small"}
     assert "long context" in prefs.notes and prefs.usage.calls == 2
     assert "has no model 'huge'" in srv.requests[1]["messages"][-1]["content"]
@@ -117,16 +122,18 @@ def test_preferences_reask_on_unknown_model_then_accept():
 def test_preferences_unusable_is_an_agent_error_not_unreachable():
     with canned_server([Reply("no idea")]) as srv, pytest.raises(AgentError) as err:
         proposer(srv.url).summarize_preferences(ctx())
-    assert not isinstance(err.value, AgentUnreachable)
+    assert not isinstance(err.value, ResumableStop)
 
 
 def test_guidelines_text_and_server_error_keeps_previous():
     with canned_server([Reply("qa: small, S 10-20.")]) as srv:
         g = proposer(srv.url).guidelines(ctx(guidelines="old"))
+    assert g is not None
     assert g.text == "qa: small, S 10-20." and not g.errors
     assert "old" in srv.requests[0]["messages"][1]["content"]
     with canned_server([Reply(status=500, error="boom")]) as srv:
         g = proposer(srv.url).guidelines(ctx(guidelines="old"))
+    assert g is not None
     assert g.text == "old" and "HTTP 500" in g.errors[0] and g.usage.failures == 1
 
 
@@ -135,14 +142,14 @@ def test_unreachable_raises_for_the_graph_to_stop():
         url = srv.url
     p = proposer(url, timeout_s=5)
     for call in (p.propose, p.guidelines):
-        with pytest.raises(AgentUnreachable):
+        with pytest.raises(ResumableStop):
             call(ctx())
 
 
 def test_ablation_removes_insight_block_from_the_agent_prompt(tmp_path):
     (tmp_path / "system.txt").write_text("EDITED SYSTEM")
     with canned_server([Reply(fixture_text("over_budget.json"))]) as srv:
-        ep = AgentEndpoint(base_url=srv.url, model="canned")
+        ep = Context().agent_endpoint(base_url=srv.url, model="canned")
         s = ProposerSettings(no_insights=frozenset({3}), prompts_dir=tmp_path, agent=ep)
         AgentTTSProposer(s).propose(ctx())
     system, user = (m["content"] for m in srv.requests[0]["messages"])

@@ -7,12 +7,13 @@ import math
 
 import pytest
 
-from agenttts.archive import Trial, best_trial
-from agenttts.environment.task import Config, parse_task
-from agenttts.nodes.init_by_preference import preference_configs
+from agenttts.archive import Archive, Trial
+from agenttts.environment.space import Config, config_cost, count_feasible, iter_feasible
+from agenttts.environment.task_loading import parse_task
 from agenttts.proposers import make_proposer
 from agenttts.proposers.base import ProposalContext, ProposerSettings
-from agenttts.proposers.insight import InsightProposer, preferred_models
+from agenttts.proposers.insight import InsightProposer
+from agenttts.proposers.insight.preferences import preference_configs, preferred_models
 from agenttts.proposers.screening import screen
 
 TASK = parse_task(
@@ -72,7 +73,7 @@ def execute(configs, iteration, phase, archive):
                 status="ok",
                 score=s,
                 metrics={"acc": s},
-                nominal_cost=TASK.cost(c),
+                nominal_cost=config_cost(TASK, c),
             )
         )
 
@@ -84,38 +85,41 @@ def search(settings: ProposerSettings, iterations: int, batch: int = 4) -> list[
     prefs: dict[str, str] = {}
     if 1 not in settings.no_insights:
         execute([c for c, _ in preference_configs(TASK)], 0, "init", archive)
-        prefs = proposer.summarize_preferences(ProposalContext(TASK, archive, 0, batch)).models
+        summary = proposer.summarize_preferences(ProposalContext(TASK, Archive(archive), 0, batch))
+        assert summary is not None
+        prefs = summary.models
     for it in range(1, iterations + 1):
-        ctx = ProposalContext(TASK, list(archive), it, batch, preferences=prefs)
+        ctx = ProposalContext(TASK, Archive(archive), it, batch, preferences=prefs)
         proposal = proposer.propose(ctx)
         keys = [c.key() for c in proposal.configs]
         assert len(proposal.configs) <= batch and len(set(keys)) == len(keys)
-        screened = screen(TASK, proposal.configs, archive)
+        screened = screen(TASK, proposal.configs, Archive(archive))
         assert not screened.rejected and not screened.duplicates  # valid, in budget, new
         execute(screened.accepted, it, "search", archive)
     return archive
 
 
-OPTIMUM = max(TASK.iter_feasible(), key=score)
+OPTIMUM = max(iter_feasible(TASK), key=score)
 
 
 def test_registered_and_uses_the_preference_init():
     p = make_proposer("insight", ProposerSettings())
-    assert isinstance(p, InsightProposer) and p.uses_preference_init
+    assert isinstance(p, InsightProposer) and p.initial_configs(TASK) == preference_configs(TASK)
 
 
 def test_preference_is_insight_one():
     archive: list[Trial] = []
     execute([c for c, _ in preference_configs(TASK)], 0, "init", archive)
-    prefs, notes = preferred_models(TASK, archive)
+    prefs, notes = preferred_models(TASK, Archive(archive))
     assert prefs == {"retrieval": "r-big", "qa": "q-small"} and "r-big" in notes
 
 
 def test_finds_the_exhaustive_optimum_within_a_few_batches():
     archive = search(ProposerSettings(seed=0), iterations=8)
-    best = best_trial(archive)
-    assert best is not None and best.config == OPTIMUM, (best.config.short(), OPTIMUM.short())
-    total = TASK.count_feasible()
+    best = Archive(archive).best()
+    assert best is not None
+    assert best.config == OPTIMUM, (best.config.short(), OPTIMUM.short())
+    total = count_feasible(TASK)
     assert len(archive) < total / 10  # far fewer trials than exhaustive search
     first_hit = next(i for i, t in enumerate(archive) if t.config == OPTIMUM) + 1
     assert first_hit <= 30
@@ -124,10 +128,10 @@ def test_finds_the_exhaustive_optimum_within_a_few_batches():
 def test_pure_function_of_archive_iteration_and_seed():
     archive = search(ProposerSettings(seed=1), iterations=3)
     p = InsightProposer(ProposerSettings(seed=1))
-    ctx = ProposalContext(TASK, archive, 4, 6)
+    ctx = ProposalContext(TASK, Archive(archive), 4, 6)
     first = p.propose(ctx)
     again = InsightProposer(ProposerSettings(seed=1)).propose(
-        ProposalContext(TASK, list(archive), 4, 6)
+        ProposalContext(TASK, Archive(archive), 4, 6)
     )
     assert [c.key() for c in first.configs] == [c.key() for c in again.configs]
     assert first.rationale == again.rationale
@@ -146,9 +150,11 @@ def test_each_ablation_still_proposes_valid_new_configurations(off):
     if off == 1:
         assert all(t.phase == "search" for t in archive)
         assert (
-            InsightProposer(settings).summarize_preferences(ProposalContext(TASK, [], 0, 4)) is None
+            InsightProposer(settings).summarize_preferences(ProposalContext(TASK, Archive(), 0, 4))
+            is None
         )
-    assert best_trial(archive).score > 0
+    best = Archive(archive).best()
+    assert best is not None and best.score is not None and best.score > 0
 
 
 def test_without_insight_two_samples_only_grow():
@@ -158,14 +164,19 @@ def test_without_insight_two_samples_only_grow():
     execute([c for c, _ in preference_configs(TASK)], 0, "init", archive)
     execute([Config.of({"retrieval": ("r-big", 2), "qa": ("q-small", 8)})], 1, "search", archive)
     center = Config.of({"retrieval": ("r-big", 2), "qa": ("q-small", 8)})
-    assert best_trial(archive).config == center
-    proposal = p.propose(ProposalContext(TASK, archive, 2, 3))
+    best = Archive(archive).best()
+    assert best is not None and best.config == center
+    proposal = p.propose(ProposalContext(TASK, Archive(archive), 2, 3))
     first = proposal.configs[0]
     assert first["qa"].samples > 8 or first["retrieval"].samples > 2
 
 
 def test_guidelines_describe_the_plan():
     archive = search(ProposerSettings(seed=0), iterations=2)
-    text = InsightProposer(ProposerSettings()).guidelines(ProposalContext(TASK, archive, 3, 4)).text
+    text = (
+        InsightProposer(ProposerSettings())
+        .guidelines(ProposalContext(TASK, Archive(archive), 3, 4))
+        .text
+    )
     assert "Preferred models (insight 1): retrieval=r-big, qa=q-small" in text
     assert "Incumbent:" in text and "qa on" in text

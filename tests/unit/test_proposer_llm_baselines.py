@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agenttts.archive import Trial
-from agenttts.environment.task import Config
-from agenttts.llm import AgentUnreachable
+from agenttts.archive import Archive, Trial
+from agenttts.environment.space import Config, config_cost, config_problems
+from agenttts.errors import ResumableStop
+from agenttts.graph.context import Context
 from agenttts.proposers import make_proposer
 from agenttts.proposers.agenthpo import AgentHPOProposer
-from agenttts.proposers.base import AgentEndpoint, ProposalContext, ProposerSettings
+from agenttts.proposers.base import ProposalContext, ProposerSettings
 from agenttts.proposers.mlcopilot import MLCopilotProposer, retrieve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
@@ -42,15 +43,15 @@ def answer(*configs: tuple[tuple[str, int], tuple[str, int]], why: str = "becaus
 
 
 def settings(url: str, seed: int = 0) -> ProposerSettings:
-    ep = AgentEndpoint(base_url=url, model="canned", max_parse_retries=1, timeout_s=5)
-    return ProposerSettings(seed=seed, agent=ep)
+    ep = Context().agent_endpoint(base_url=url, model="canned", max_parse_retries=1, timeout_s=5)
+    return ProposerSettings(seed=seed, agent=ep, hybrid=False)  # the baselines as published
 
 
 def trial(task, i, r, q, score, it=1, why=None) -> Trial:
     c = Config.of({"ret": r, "qa": q})
     return Trial(
         trial_id=i, iteration=it, proposer="x", config=c, status="ok", score=score,
-        metrics={"acc": score}, nominal_cost=task.cost(c), rationale=why,
+        metrics={"acc": score}, nominal_cost=config_cost(task, c), rationale=why,
     )  # fmt: skip
 
 
@@ -60,8 +61,9 @@ def task(tmp_path):
 
 
 def test_registered_by_name():
-    assert isinstance(make_proposer("agenthpo"), AgentHPOProposer)
-    assert isinstance(make_proposer("mlcopilot"), MLCopilotProposer)
+    agent = Context().proposer_settings()
+    assert isinstance(make_proposer("agenthpo", agent), AgentHPOProposer)
+    assert isinstance(make_proposer("mlcopilot", agent), MLCopilotProposer)
 
 
 def test_agenthpo_reads_the_whole_log_with_its_earlier_analyses(task):
@@ -70,7 +72,7 @@ def test_agenthpo_reads_the_whole_log_with_its_earlier_analyses(task):
               why=f"analysis {1 + i // 10}")
         for i in range(25)
     ]  # fmt: skip
-    ctx = ProposalContext(task=task, archive=archive, iteration=4, batch_size=3)
+    ctx = ProposalContext(task=task, archive=Archive(archive), iteration=4, batch_size=3)
     with canned_server([Reply(answer((("l", 1), ("s", 3)), (("s", 2), ("l", 1))))]) as srv:
         prop = make_proposer("agenthpo", settings(srv.url)).propose(ctx)
     assert [c.short() for c in prop.configs] == ["ret=lx1 | qa=sx3", "ret=sx2 | qa=lx1"]
@@ -89,14 +91,15 @@ def test_mlcopilot_retrieves_neighbours_of_the_best_and_distils_knowledge(task):
         trial(task, 3, ("s", 1), ("l", 1), 0.40),
         trial(task, 4, ("l", 2), ("s", 3), 0.68),
     ]
-    near = retrieve(task, archive, 3)
+    near = retrieve(task, Archive(archive), 3)
     assert [t.trial_id for t in near] == [0, 4, 1]  # nearest to the best, ranked by score
-    ctx = ProposalContext(task=task, archive=archive, iteration=2, batch_size=2)
+    ctx = ProposalContext(task=task, archive=Archive(archive), iteration=2, batch_size=2)
     replies = [Reply("ret: large model, one sample.\nqa: small model, 3 samples."),
                Reply(answer((("l", 1), ("s", 2))))]  # fmt: skip
     with canned_server(replies) as srv:
         p = make_proposer("mlcopilot", settings(srv.url))
         knowledge = p.guidelines(ctx)
+        assert knowledge is not None
         ctx.guidelines = knowledge.text
         prop = p.propose(ctx)
     assert knowledge.text.startswith("ret: large model") and knowledge.usage.calls == 1
@@ -109,7 +112,7 @@ def test_mlcopilot_retrieves_neighbours_of_the_best_and_distils_knowledge(task):
 
 @pytest.mark.parametrize("name", ["agenthpo", "mlcopilot"])
 def test_unusable_answers_are_recorded_not_raised(task, name):
-    ctx = ProposalContext(task=task, archive=[], iteration=1, batch_size=2)
+    ctx = ProposalContext(task=task, archive=Archive(), iteration=1, batch_size=2)
     with canned_server([Reply("I would try a bigger model.")]) as srv:
         prop = make_proposer(name, settings(srv.url)).propose(ctx)
     assert prop.configs == [] and prop.errors and prop.usage.failures == 1
@@ -120,8 +123,8 @@ def test_unusable_answers_are_recorded_not_raised(task, name):
 def test_unreachable_agent_raises_for_the_graph_to_stop(task, name):
     with canned_server([Reply("x")]) as srv:
         url = srv.url
-    ctx = ProposalContext(task=task, archive=[], iteration=1, batch_size=2)
-    with pytest.raises(AgentUnreachable):
+    ctx = ProposalContext(task=task, archive=Archive(), iteration=1, batch_size=2)
+    with pytest.raises(ResumableStop):
         make_proposer(name, settings(url)).propose(ctx)
 
 
@@ -132,7 +135,7 @@ def test_proposals_screen_on_the_replay_task_and_a_rerun_asks_the_same(task, nam
         archive, _, duplicates = drive(task, make_proposer(name, settings(srv.url)), 3, 2)
         first = [(m["messages"], m.get("seed")) for m in srv.requests]
     assert duplicates == 0 and len(archive) == 6
-    assert all(not task.config_problems(t.config) for t in archive)
+    assert all(not config_problems(task, t.config) for t in archive)
     with canned_server(replies) as srv:
         drive(task, make_proposer(name, settings(srv.url)), 3, 2)
         again = [(m["messages"], m.get("seed")) for m in srv.requests]

@@ -14,8 +14,10 @@ import yaml
 
 from agenttts.environment.budget import stage_budget
 from agenttts.environment.registry import make_executor
-from agenttts.environment.replay_grid import GridError, GridReplayExecutor
-from agenttts.environment.task import Config, TaskError, load_task
+from agenttts.environment.replay_grid import GridReplayExecutor
+from agenttts.environment.space import Config, config_cost
+from agenttts.environment.task import TaskError
+from agenttts.environment.task_loading import load_task
 
 COLUMNS = ["ret.model", "ret.samples", "qa.model", "qa.samples", "em", "f1", "split"]
 ROWS = [
@@ -86,7 +88,7 @@ def test_exact_row(tmp_path):
     assert r.ok and r.source == "row 1 exact"
     assert r.metrics == {"em": 0.5, "f1": 0.6}
     assert r.nominal_cost == pytest.approx(
-        task.cost(Config.of({"ret": ("big", 1), "qa": ("small", 1)}))
+        config_cost(task, Config.of({"ret": ("big", 1), "qa": ("small", 1)}))
     )
     assert r.measured_cost is None  # the table carries no tokens
     assert r.details["row"] == 1 and r.details["distance"] == 0
@@ -103,7 +105,7 @@ def test_nearest_row_within_tolerance(tmp_path):
     assert r.metrics["em"] == 0.6
     # Nominal cost is the trial's own configuration's, not the answering row's.
     assert r.nominal_cost == pytest.approx(
-        ex.task.cost(Config.of({"ret": ("big", 2), "qa": ("small", 3)}))
+        config_cost(ex.task, Config.of({"ret": ("big", 2), "qa": ("small", 3)}))
     )
 
 
@@ -260,17 +262,18 @@ def test_bad_cells_are_named_by_row(tmp_path, rows, expected):
 
 def test_settings_are_validated(tmp_path):
     write_csv(tmp_path / "grid.csv", COLUMNS, ROWS)
-    for settings, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "environment.settings.table"),
         ({"table": "grid.csv", "tolerence": 2}, "environment.settings.tolerence"),
         ({"table": "grid.csv", "tolerance": -1}, "environment.settings.tolerance"),
         ({"table": "absent.csv"}, "environment.settings.table"),
-    ]:
+    ]
+    for settings, field in cases:
         (tmp_path / "task.yaml").write_text(yaml.safe_dump(task_dict(settings)))
         with pytest.raises(TaskError) as info:
             load_task(tmp_path / "task.yaml")
         assert [p.field for p in info.value.problems] == [field]
-        with pytest.raises(GridError):
+        with pytest.raises(TaskError):
             GridReplayExecutor(load_task(tmp_path / "task.yaml", check_environment=False))
 
 

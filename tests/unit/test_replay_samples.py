@@ -17,7 +17,10 @@ import agenttts.environment.replay_samples as rs
 from agenttts.environment.budget import stage_budget
 from agenttts.environment.metrics import normalize_answer
 from agenttts.environment.registry import make_executor
-from agenttts.environment.task import Config, TaskError, load_task
+from agenttts.environment.space import Config
+from agenttts.environment.splits import split_items
+from agenttts.environment.task import TaskError
+from agenttts.environment.task_loading import load_task
 
 PARAMS = {"m1": 3e9, "m2": 8e9, "m3": 70e9}
 
@@ -111,7 +114,7 @@ def test_vote_matches_reference_on_random_data(tmp_path, seed):
     task, ex = make(tmp_path, rows)
     qids = sorted({r["qid"] for r in rows})
     for split in ("train", "test"):
-        split_qids = task.split_items(qids, split)
+        split_qids = split_items(task.data, qids, split)
         for model in ("m1", "m2"):
             for s in range(1, 25):
                 r = run(ex, model, s, split)
@@ -126,7 +129,7 @@ def test_vote_matches_reference_across_chunks(tmp_path, monkeypatch):
     rows = random_rows(5, models=("m1",))
     rs._load_cached.cache_clear()
     task, ex = make(tmp_path, rows, models=("m1",))
-    qids = task.split_items(sorted({r["qid"] for r in rows}), "train")
+    qids = split_items(task.data, sorted({r["qid"] for r in rows}), "train")
     for s in (1, 2, 7, 24):
         assert run(ex, "m1", s).metrics["accuracy"] == pytest.approx(
             reference(rows, "m1", qids, s)[0]
@@ -176,7 +179,7 @@ def test_a_gap_in_sample_indexes_counts_as_missing(tmp_path):
 def test_measured_cost_prompt_once_completion_per_sample(tmp_path):
     rows = random_rows(1, n_q=6, n_s=10)
     task, ex = make(tmp_path, rows, train=4, test=2)
-    qids = task.split_items(sorted({r["qid"] for r in rows}), "train")
+    qids = split_items(task.data, sorted({r["qid"] for r in rows}), "train")
     r = run(ex, "m2", 5)
     _, completion = reference(rows, "m2", qids, 5)
     prompt = sum(100 + q for q in qids)
@@ -191,7 +194,7 @@ def test_measured_cost_prompt_once_completion_per_sample(tmp_path):
 def test_measured_cost_without_prompt_tokens_uses_nominal_prompt(tmp_path):
     rows = random_rows(2, n_q=4, n_s=4, with_prompt=False)
     task, ex = make(tmp_path, rows, train=4, test=0)
-    qids = task.split_items(sorted({r["qid"] for r in rows}), "train")
+    qids = split_items(task.data, sorted({r["qid"] for r in rows}), "train")
     r = run(ex, "m1", 3)
     _, completion = reference(rows, "m1", qids, 3)
     assert r.measured_cost == pytest.approx(stage_budget(3, 3e9, 256, completion / (4 * 3)))

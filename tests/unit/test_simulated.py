@@ -10,7 +10,15 @@ import pytest
 
 from agenttts.environment.registry import make_executor
 from agenttts.environment.simulated import SimulatedExecutor
-from agenttts.environment.task import Config, TaskError, load_task, parse_task
+from agenttts.environment.space import (
+    Config,
+    config_cost,
+    count_feasible,
+    iter_feasible,
+    max_samples_for,
+)
+from agenttts.environment.task import TaskError
+from agenttts.environment.task_loading import load_task, parse_task
 
 SIM_DIR = Path(__file__).resolve().parents[2] / "tasks" / "simulated"
 SIM_TASKS = sorted(SIM_DIR.glob("*.yaml"))
@@ -78,41 +86,42 @@ def test_scores_are_consistent_single_batch_and_fresh_executor():
     assert scores == [r.metrics["em"] for r in single] == [r.metrics["em"] for r in again]
     n = task.data.train_size
     assert all(abs(s * n - round(s * n)) < 1e-9 for s in scores)  # k/n of a finite split
-    assert batch[0].nominal_cost == pytest.approx(task.cost(configs[0]))
+    assert batch[0].nominal_cost == pytest.approx(config_cost(task, configs[0]))
     assert set(batch[0].stages) == {"retrieval", "qa"}
 
 
 def test_train_and_test_splits_differ_and_invalid_config_fails_cleanly():
     task = load_task(SIM_DIR / "sim-cwq.yaml")
     ex = SimulatedExecutor(task)
-    configs = list(task.iter_feasible())[:: len(list(task.iter_feasible())) // 50][:50]
+    configs = list(iter_feasible(task))[:: len(list(iter_feasible(task))) // 50][:50]
     train = ex.surface.score_configs(configs, "train")
     test = ex.surface.score_configs(configs, "test")
     assert not np.allclose(train, test)
     over = Config.of({"retrieval": ("qwen2.5-72b", 100), "qa": ("llama-3.1-70b", 100)})
-    (result,) = ex.run_sync([over], "train")
-    assert not result.ok and "exceeds the budget" in result.error
+    (result,) = asyncio.run(ex.run([over], "train"))
+    assert not result.ok and "exceeds the budget" in (result.error or "")
 
 
 def test_vectorised_optimum_equals_scoring_every_feasible_config_one_by_one():
     task = parse_task(tiny_raw(noise_sd=0.01))
     ex = SimulatedExecutor(task)
-    every = list(task.iter_feasible())
-    results = ex.run_sync(every, "train")
+    every = list(iter_feasible(task))
+    results = asyncio.run(ex.run(every, "train"))
     best = max(r.metrics["acc"] for r in results)
     opt = ex.optimum("train")
-    assert opt.feasible == len(every) == task.count_feasible()
+    assert opt.feasible == len(every) == count_feasible(task)
     assert opt.score == pytest.approx(best)
     at_best = [r.config for r in results if r.metrics["acc"] == best]
     assert opt.config in at_best
-    assert ex.surface.count_at_least(best) == len(at_best)
+    assert ex.count_at_least(best) == len(at_best)
     near = sum(r.metrics["acc"] >= best - 0.1 for r in results)
-    assert ex.surface.count_at_least(best - 0.1) == near > len(at_best)
-    assert task.cost(opt.config) == pytest.approx(min(task.cost(c) for c in at_best))
+    assert ex.count_at_least(best - 0.1) == near > len(at_best)
+    cheapest = min(config_cost(task, c) for c in at_best)
+    assert config_cost(task, opt.config) == pytest.approx(cheapest)
 
 
 def test_seed_changes_the_surface_and_same_seed_repeats_it():
-    configs = list(parse_task(tiny_raw()).iter_feasible())
+    configs = list(iter_feasible(parse_task(tiny_raw())))
     a = SimulatedExecutor(parse_task(tiny_raw(seed=1))).surface.score_configs(configs, "train")
     b = SimulatedExecutor(parse_task(tiny_raw(seed=1))).surface.score_configs(configs, "train")
     c = SimulatedExecutor(parse_task(tiny_raw(seed=2))).surface.score_configs(configs, "train")
@@ -133,11 +142,11 @@ def test_insight1_stages_prefer_different_model_sizes_at_equal_cost():
     retrieval, qa = task.stage("retrieval"), task.stage("qa")
     # Retrieval: the largest model at one sample beats the smallest with everything that cost buys.
     big = retrieval.cost("qwen2.5-72b", 1)
-    s_small = retrieval.max_samples_for("qwen2.5-7b", big)
+    s_small = max_samples_for(retrieval, "qwen2.5-7b", big)
     assert _curve(ex, 0, 2, None)[0] > _curve(ex, 0, 0, None)[:s_small].max()
     # QA: the smallest model with the samples the largest model's single call costs wins.
     big = qa.cost("llama-3.1-70b", 1)
-    s_small = qa.max_samples_for("llama-3.2-3b", big)
+    s_small = max_samples_for(qa, "llama-3.2-3b", big)
     assert _curve(ex, 1, 0, 0.8)[:s_small].max() > _curve(ex, 1, 2, 0.8)[0]
 
 

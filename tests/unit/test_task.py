@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 import yaml
 
-from agenttts.environment.task import Config, TaskError, load_task, parse_task
+from agenttts.environment.space import (
+    Config,
+    config_cost,
+    config_problems,
+    count_feasible,
+    iter_feasible,
+    stage_options,
+)
+from agenttts.environment.splits import split_items
+from agenttts.environment.task import TaskError
+from agenttts.environment.task_loading import load_task, parse_task
 
 BASE: dict[str, Any] = {
     "name": "tiny",
@@ -53,7 +63,7 @@ def problems_of(tmp_path: Path, raw: Any, *, check_environment: bool = False) ->
 def mutated(**changes: Any) -> dict[str, Any]:
     raw = copy.deepcopy(BASE)
     for path, value in changes.items():
-        node = raw
+        node: Any = raw
         *parents, leaf = path.split("__")
         for p in parents:
             node = node[int(p)] if p.isdigit() else node[p]
@@ -155,11 +165,11 @@ def test_missing_task_file(tmp_path):
 @pytest.mark.parametrize("budget", [6, 10, 17.5, 25, 40, 1000])
 def test_count_feasible_matches_enumeration(budget):
     task = parse_task(mutated(budget=budget))
-    configs = list(task.iter_feasible())
-    assert task.count_feasible() == len(configs)
+    configs = list(iter_feasible(task))
+    assert count_feasible(task) == len(configs)
     assert len(set(configs)) == len(configs)
-    assert all(task.cost(c) <= budget + 1e-9 for c in configs)
-    assert all(not task.config_problems(c) for c in configs)
+    assert all(config_cost(task, c) <= budget + 1e-9 for c in configs)
+    assert all(not config_problems(task, c) for c in configs)
 
 
 def test_count_feasible_three_stages_with_fixed_cost_choice():
@@ -175,14 +185,14 @@ def test_count_feasible_three_stages_with_fixed_cost_choice():
         }
     )
     task = parse_task(raw)
-    assert task.count_feasible() == len(list(task.iter_feasible())) > 0
+    assert count_feasible(task) == len(list(iter_feasible(task))) > 0
     every = {
         Config.of({"retrieval": (m, s), "qa": (q, t), "check": ("small", u)})
-        for m, s, _ in task.stage_options(task.stages[0])
-        for q, t, _ in task.stage_options(task.stages[1])
+        for m, s, _ in stage_options(task.stages[0])
+        for q, t, _ in stage_options(task.stages[1])
         for u in range(1, 5)
     }
-    assert set(task.iter_feasible()) == {c for c in every if task.cost(c) <= 30 + 1e-9}
+    assert set(iter_feasible(task)) == {c for c in every if config_cost(task, c) <= 30 + 1e-9}
 
 
 # --- splits ---------------------------------------------------------------------------------------
@@ -191,19 +201,20 @@ def test_count_feasible_three_stages_with_fixed_cost_choice():
 def test_split_is_deterministic_and_disjoint():
     task = parse_task(BASE)
     items = [f"q{i}" for i in range(10)]
-    train, test = task.split_items(items, "train"), task.split_items(items, "test")
+    train, test = split_items(task.data, items, "train"), split_items(task.data, items, "test")
     assert len(train) == 3 and len(test) == 4
     assert not set(train) & set(test)
-    assert train == parse_task(BASE).split_items(items, "train")
-    assert test == parse_task(BASE).split_items(items, "test")
+    assert train == split_items(parse_task(BASE).data, items, "train")
+    assert test == split_items(parse_task(BASE).data, items, "test")
     other = parse_task(mutated(data={"train_size": 3, "test_size": 4, "seed": 8}))
-    assert (other.split_items(items, "train"), other.split_items(items, "test")) != (train, test)
+    moved = (split_items(other.data, items, "train"), split_items(other.data, items, "test"))
+    assert moved != (train, test)
 
 
 def test_split_with_fewer_items_than_sizes():
     task = parse_task(mutated(data={"train_size": 5, "test_size": 50}))
     items = list(range(7))
-    train, test = task.split_items(items, "train"), task.split_items(items, "test")
+    train, test = split_items(task.data, items, "train"), split_items(task.data, items, "test")
     assert len(train) == 5 and len(test) == 2
     assert sorted(train + test) == items
 
@@ -230,7 +241,7 @@ def test_non_llm_choice_runs_once():
             ],
         }
     )
-    assert task.config_problems(Config.of({"retrieval": ("bm25", 1)})) == []
-    [problem] = task.config_problems(Config.of({"retrieval": ("bm25", 8)}))
+    assert config_problems(task, Config.of({"retrieval": ("bm25", 1)})) == []
+    [problem] = config_problems(task, Config.of({"retrieval": ("bm25", 8)}))
     assert "'bm25' is not an LLM and runs once" in problem
-    assert task.config_problems(Config.of({"retrieval": ("big", 2)})) == []
+    assert config_problems(task, Config.of({"retrieval": ("big", 2)})) == []

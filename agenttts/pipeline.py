@@ -1,0 +1,56 @@
+"""Search your own pipeline: what a pipeline module imports from agenttts.
+
+    from agenttts.pipeline import Stages, vote
+
+    async def pipeline(item: dict, stages: Stages) -> str:
+        qa = stages["qa"]                      # this trial's model and sample count for "qa"
+        samples = await qa.sample([{"role": "user", "content": item["question"]}])
+        return vote([s.text for s in samples])
+
+A LangGraph graph keeps its code and swaps its model objects only:
+
+    from agenttts.pipeline import stages
+    llm = stages["qa"].chat_model()            # was: ChatOpenAI(model=...)
+
+`stages` here is unbound: it resolves the trial running the current item when it is used.
+Task files name the pipeline with `environment: {kind: python, settings: {pipeline: mod:name}}`.
+"""
+
+from __future__ import annotations
+
+from agenttts.environment.live.aggregators import first, fuse, vote, vote_ids
+from agenttts.environment.live.cache import Sample
+from agenttts.environment.live.chat_model import StageChatModel
+from agenttts.environment.live.parsers import (
+    parse_answer,
+    parse_ids,
+    parse_json_field,
+    parse_regex,
+    strip_code_fence,
+)
+from agenttts.environment.live.stages import StageHandle, Stages, StageUnavailable, UndeclaredStage
+from agenttts.environment.sandbox import TestRun, run_tests
+
+#: The running trial's stages, for modules that build their pipeline once at import time.
+stages = Stages()
+
+__all__ = [
+    "Sample",
+    "StageChatModel",
+    "StageHandle",
+    "StageUnavailable",
+    "Stages",
+    "TestRun",
+    "UndeclaredStage",
+    "first",
+    "fuse",
+    "parse_answer",
+    "parse_ids",
+    "parse_json_field",
+    "parse_regex",
+    "run_tests",
+    "stages",
+    "strip_code_fence",
+    "vote",
+    "vote_ids",
+]

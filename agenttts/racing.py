@@ -1,0 +1,177 @@
+"""Racing on training items: a configuration earns the whole training split by staying in the race.
+
+Multi-fidelity search for every proposer, in the style of Hyperband's successive halving and of
+irace's racing: a new configuration first runs on a share of the training items, and runs on more
+of them only while it can still tie or beat the configurations it is compared with. The setting is
+`racing` (the first share, e.g. 0.25) in `graph/context.py`; `nodes/execute_trials.py` runs the
+rungs, one checkpointed step each.
+
+**Item order.** One permutation of the training split per run, drawn from the run's seed. Every
+configuration sees the items in that order, so two configurations are always compared on the same
+items (blocking, as irace blocks on instances: a subset that happens to be hard is hard for both),
+and a live pipeline's cache serves what another configuration already drew on those items.
+
+**Rungs.** A configuration first runs the first m_0 = ceil(share * n) items; each promotion runs the
+items up to m_(k+1) = min(n, 2 * m_k), until the whole split (n). A rung runs only items not run
+before, and its result is combined with the earlier rungs' (`TrialResult.combined`): no item is
+evaluated twice, and a configuration that reaches the end has exactly the full-split result it
+would have had without racing.
+
+**Rule** (after each rung, for a configuration c that has seen m of the n items). Its references
+are the incumbent (the best trial evaluated on the whole split so far, this round's included) and
+the other configurations of its batch that have seen the same items. Against a reference r, on
+the m items both have seen, c's wins are w = sum max(0, x_c - x_r) and its losses
+l = sum max(0, x_r - x_c), x being the main metric of one item (in [0, 1]). c stays in the race
+while, against every reference,
+
+    U(w / m)  >=  L(l / m)
+
+where U and L are the one-sided Wilson bounds at z = `Z` on the rate of wins and of losses over
+the whole split, with the finite-population correction sqrt((n - m) / (n - 1)) (the items are
+drawn without replacement from a finite split; when every item is seen the bounds close on the
+exact rates). If both bounds hold, c's wins over the whole split are at most n * U and its losses
+at least n * L, so a configuration dropped from the race loses to that reference on the whole
+split: it could neither beat nor tie it. Ties are kept: a tie with the incumbent that costs less
+becomes the best configuration. Against a reference without per-item scores on those items (a
+full trial run before racing was on), the test is c's Wilson upper bound on its full-split score
+against the reference's score.
+
+**How it avoids dropping the true optimum on a noisy subset.** The comparison is paired: the
+optimum and the incumbent are scored on the same items, so an unrepresentative subset moves both;
+only items they disagree on count, and each side of the disagreement gets its own confidence
+bound, wide while few items are seen (the first rung rarely drops a configuration that is close to
+the incumbent: it drops the clearly worse ones). Each bound fails with probability about
+Phi(-z) (2.3% at z = 2), so a configuration at least as good as a reference is dropped with
+probability at most about twice that per comparison -- and only when the data on the seen items
+points that way: with outcomes that are nested across configurations (the simulated tasks: a
+better configuration solves every item a worse one solves), a configuration never loses an item
+to a worse reference, so it is never dropped.
+
+A configuration dropped from the race is recorded with its fidelity (items seen / n) and its
+partial score (the mean over those items); proposers see it marked as partial (`Trial.fidelity`;
+the LLM archive view says so), and only full-fidelity trials can be the best (`Archive.best`).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agenttts.environment.executor import HasItems, TrialResult
+from agenttts.environment.registry import make_executor
+from agenttts.environment.space import derived_seed
+from agenttts.environment.task import Task
+from agenttts.errors import InputError
+
+#: One-sided z of the Wilson bounds (about 2.3% per bound).
+Z = 2.0
+
+
+@dataclass(frozen=True)
+class Race:
+    """One run's racing plan: the training items' order and the first rung's size."""
+
+    order: tuple[int, ...]
+    first: int
+
+    @property
+    def n(self) -> int:
+        return len(self.order)
+
+    def rungs(self) -> list[int]:
+        """Items seen after each rung: m_0, 2 m_0, 4 m_0, ..., n."""
+        out = [self.first]
+        while out[-1] < self.n:
+            out.append(min(self.n, 2 * out[-1]))
+        return out
+
+    def next_items(self, seen: int) -> tuple[int, ...]:
+        """The items of the rung after `seen` items (the first rung for 0)."""
+        upto = self.first if seen == 0 else min(self.n, 2 * seen)
+        return self.order[seen:upto]
+
+
+def check(task: Task, share: float | None) -> None:
+    """InputError, before anything is spent, when this task's executor cannot race."""
+    if share is None:
+        return
+    executor = make_executor(task)  # holds nothing: asking for a capability is free
+    if not isinstance(executor, HasItems):
+        raise InputError(
+            f"racing needs per-item results, and the {task.environment.kind} executor of task "
+            f"{task.name!r} holds aggregate scores only; run it without --racing"
+        )
+
+
+def plan(task: Task, share: float, seed: int) -> Race:
+    """The racing plan of a run: items in an order drawn from its seed, rungs from `share`."""
+    check(task, share)
+    executor = make_executor(task)
+    assert isinstance(executor, HasItems)
+    n = executor.split_size("train")
+    order = list(range(n))
+    random.Random(derived_seed("racing", seed)).shuffle(order)
+    return Race(order=tuple(order), first=min(n, max(1, math.ceil(share * n))))
+
+
+def wilson(p: float, m: int, n: int, z: float, upper: bool) -> float:
+    """One-sided Wilson bound on the rate over a finite split of n items, from rate p on m of them
+    (drawn without replacement: the finite-population correction shrinks z to 0 at m = n)."""
+    if m <= 0:
+        return 1.0 if upper else 0.0
+    z = z * math.sqrt(max(0.0, (n - m) / max(1, n - 1)))
+    z2 = z * z
+    center = (p + z2 / (2 * m)) / (1 + z2 / m)
+    half = z / (1 + z2 / m) * math.sqrt(max(0.0, p * (1 - p) / m + z2 / (4 * m * m)))
+    return min(1.0, center + half) if upper else max(0.0, center - half)
+
+
+def _scores(r: TrialResult) -> dict[int, float] | None:
+    if r.item_ids is None or r.item_scores is None or len(r.item_ids) != len(r.item_scores):
+        return None
+    return dict(zip(r.item_ids, r.item_scores, strict=True))
+
+
+def can_still_win(
+    c: TrialResult, ref: TrialResult, main_metric: str, z: float | None = None
+) -> bool:
+    """Whether `c` (partial) can still tie or beat `ref` on the whole split (the module's rule)."""
+    z = Z if z is None else z
+    mine = _scores(c)
+    if mine is None or not mine:
+        return True  # nothing to judge on: the race goes on
+    n = c.split_size
+    m = len(mine)
+    theirs = _scores(ref)
+    if theirs is not None and all(j in theirs for j in mine):
+        diffs = [x - theirs[j] for j, x in mine.items()]
+        wins = sum(d for d in diffs if d > 0) / m
+        losses = sum(-d for d in diffs if d < 0) / m
+        return wilson(wins, m, n, z, upper=True) >= wilson(losses, m, n, z, upper=False) - 1e-12
+    if ref.fidelity >= 1.0 and ref.ok and main_metric in ref.metrics:
+        mean = sum(mine.values()) / m
+        return wilson(mean, m, n, z, upper=True) >= ref.metrics[main_metric] - 1e-12
+    return True  # a reference on other items, without per-item scores: no comparison
+
+
+def stays(
+    results: Sequence[TrialResult],
+    incumbent: TrialResult | None,
+    main_metric: str,
+    z: float | None = None,
+) -> list[bool]:
+    """For one round of a race (results at their latest rung), which partial ones run on: those
+    that can still tie or beat the incumbent and every batch-mate that has seen their items.
+    Full or failed results never stay (they are done)."""
+    out = []
+    for i, c in enumerate(results):
+        if not c.ok or c.fidelity >= 1.0:
+            out.append(False)
+            continue
+        refs = [r for k, r in enumerate(results) if k != i and r.ok]
+        if incumbent is not None:
+            refs.append(incumbent)
+        out.append(all(can_still_win(c, r, main_metric, z) for r in refs))
+    return out

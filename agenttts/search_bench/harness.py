@@ -1,0 +1,396 @@
+"""Tasks x methods x seeds, every run through the same checkpointed search graph.
+
+Each run is one thread of `agenttts.graph.runner.run_search` in the bench's own database, so
+every method meets the same screening, the same executor and the same stopping rules, and a killed
+bench continues where it stopped (finished threads are read back, not re-run). The yardstick is the
+exhaustive optimum of the training split: a run "reaches" it at the first executed trial whose
+score is within `tolerance` of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agenttts.archive import Archive
+from agenttts.environment.executor import HasOptimum
+from agenttts.environment.registry import make_executor, run_batch
+from agenttts.environment.space import Config, count_feasible, iter_feasible
+from agenttts.environment.splits import has_split
+from agenttts.environment.task import Task, TaskError
+from agenttts.environment.task_loading import load_task, resolve_task_path
+from agenttts.errors import InputError
+from agenttts.graph.storage import is_postgres
+from agenttts.proposers import PROPOSERS, proposer_class, split_variant
+
+#: Bundled simulated tasks (tasks/simulated/), the default benchmark.
+SIMULATED_TASKS = (
+    "sim-2wiki",
+    "sim-hotpotqa",
+    "sim-cwq",
+    "sim-webqsp",
+    "sim-taskbench",
+    "sim-chatdev",
+)
+#: Methods that call an LLM agent: run only when asked for (they need an endpoint).
+LLM_METHODS = frozenset({"agenttts", "agenthpo", "mlcopilot"})
+#: Largest space the generic exhaustive optimum runs through an executor that cannot sweep its
+#: feasible set (a live one; the replay and simulated executors sweep any size, `HasOptimum`).
+ENUMERATE_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method as the bench names it: a proposer plus the insights switched off."""
+
+    name: str
+    proposer: str
+    no_insights: tuple[int, ...] = ()
+
+    @classmethod
+    def parse(cls, name: str) -> Method:
+        base, off = split_variant(name)
+        if base not in PROPOSERS:
+            raise InputError(f"unknown method {name!r} (known: {', '.join(PROPOSERS)}, and -noK)")
+        return cls(name=name, proposer=base, no_insights=tuple(sorted(off)))
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.proposer in LLM_METHODS
+
+
+@dataclass
+class BenchSettings:
+    tasks: Sequence[str]
+    methods: Sequence[str]
+    seeds: Sequence[int]
+    out_dir: Path
+    max_trials: int  # the command line declares the defaults (`agenttts.cli.bench`)
+    batch_size: int
+    tolerance: float = 0.005
+    agent: Mapping[str, Any] = field(default_factory=dict)  # Context agent_* overrides
+    db: str | Path | None = None  # a SQLite path or a PostgreSQL URL (`agenttts.graph.storage`)
+
+    @property
+    def database(self) -> str | Path:
+        return self.db or self.out_dir / "bench.sqlite"
+
+    @property
+    def report_dir(self) -> Path:
+        """Per-run reports: beside a SQLite database, else in the output folder."""
+        db = self.database
+        return self.out_dir / "runs" if is_postgres(db) else Path(db).parent / "runs"
+
+
+@dataclass
+class Optimum:
+    score: float
+    config: dict[str, Any]
+    feasible: int
+    test_score: float | None
+    source: str
+    targets: int  # feasible configurations within the tolerance of the optimum
+
+
+@dataclass
+class RunRecord:
+    task: str
+    method: str
+    seed: int
+    thread_id: str
+    curve: list[float | None]
+    trials: int
+    best_score: float | None
+    best_config: dict[str, Any] | None
+    test_score: float | None
+    trials_to_optimum: int | None
+    seconds_to_optimum: float | None
+    wall_s: float
+    agent_calls: int
+    agent_prompt_tokens: int
+    agent_completion_tokens: int
+    agent_failures: int
+    environment_calls: int
+    stop_reason: str | None
+    resumed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_task(ref: str) -> Path:
+    """A task file path or a bundled task name (``sim-2wiki``)."""
+    return Path(resolve_task_path(ref))
+
+
+def _test_score(task: Task, config: Config) -> float | None:
+    """The optimum's test score; None for a train-only task (or a failed run)."""
+    if not has_split(task.data, "test"):
+        return None
+    [test] = run_batch(task, [config], "test")
+    return test.metrics.get(task.main_metric) if test.ok else None
+
+
+def exhaustive_optimum(task: Task, tolerance: float = 0.0) -> Optimum:
+    """The best training score over every feasible configuration, its test score, and how many
+    configurations count as reaching it (within `tolerance`)."""
+    executor = make_executor(task)  # holds nothing until it runs: asking for a capability is free
+    if isinstance(executor, HasOptimum):  # replay and simulated: a vectorised, streamed sweep
+        best = executor.optimum("train")
+        return Optimum(
+            score=best.score,
+            config=best.config.model_dump(mode="json"),
+            feasible=best.feasible,
+            test_score=_test_score(task, best.config),
+            source=f"every feasible configuration, swept by the {task.environment.kind} executor",
+            targets=executor.count_at_least(best.score - tolerance),
+        )
+    count = count_feasible(task)
+    if count > ENUMERATE_LIMIT:
+        raise InputError(
+            f"task {task.name!r}: {count} feasible configurations and no fast optimum; the bench "
+            f"enumerates at most {ENUMERATE_LIMIT} (use a simulated or smaller grid task)"
+        )
+    configs = list(iter_feasible(task))
+    results = [
+        r for r in run_batch(task, configs, "train") if r.ok and task.main_metric in r.metrics
+    ]
+    if not results:
+        raise InputError(f"task {task.name!r}: no feasible configuration could be scored")
+    top = max(results, key=lambda r: (r.metrics[task.main_metric], -r.nominal_cost))
+    return Optimum(
+        score=top.metrics[task.main_metric],
+        config=top.config.model_dump(mode="json"),
+        feasible=count,
+        test_score=_test_score(task, top.config),
+        source=f"every feasible configuration run through the {task.environment.kind} executor",
+        targets=sum(
+            1
+            for r in results
+            if r.metrics[task.main_metric] >= top.metrics[task.main_metric] - tolerance - 1e-12
+        ),
+    )
+
+
+def check(settings: BenchSettings) -> tuple[dict[str, Path], list[Method]]:
+    """Every problem with the request, before any run starts."""
+    problems: list[str] = []
+    paths: dict[str, Path] = {}
+    for ref in settings.tasks:
+        path = resolve_task(ref)
+        try:
+            load_task(path)
+            paths[ref] = path
+        except TaskError as e:
+            problems.append(str(e))
+    methods: list[Method] = []
+    for name in settings.methods:
+        try:
+            method = Method.parse(name)
+        except InputError as e:
+            problems.append(str(e))
+            continue
+        methods.append(method)
+        unavailable = getattr(proposer_class(method.proposer), "unavailable", None)
+        reason = unavailable() if callable(unavailable) else None
+        if reason:
+            problems.append(f"method {name!r}: {reason}")
+    if not settings.seeds:
+        problems.append("no seeds")
+    if settings.max_trials < 1 or settings.batch_size < 1:
+        problems.append("max_trials and batch_size must be at least 1")
+    if not 0 <= settings.tolerance < 1:
+        problems.append("tolerance must be in [0, 1)")
+    if problems:
+        raise InputError("the bench cannot start:\n  - " + "\n  - ".join(problems))
+    return paths, methods
+
+
+def reach(curve: Sequence[float | None], optimum: float, tolerance: float) -> int | None:
+    """1-based index of the first executed trial within `tolerance` of the optimum."""
+    for i, v in enumerate(curve):
+        if v is not None and v >= optimum - tolerance - 1e-12:
+            return i + 1
+    return None
+
+
+Runner = Callable[..., Any]
+
+
+def default_runner() -> Runner:
+    from agenttts.graph.runner import run_search
+
+    return run_search
+
+
+def timeline(db: str | Path, thread: str) -> list[tuple[int, float]]:
+    """(executed trials, seconds since the run started) at each checkpoint, oldest first, from the
+    checkpoints' own timestamps: the same numbers whether the run happened now or is read back."""
+    from datetime import datetime
+
+    from agenttts.graph.graph import make_graph
+    from agenttts.graph.runner import thread_config
+    from agenttts.graph.storage import open_checkpointer
+
+    with open_checkpointer(db, create=False) as saver:
+        history = list(make_graph(saver).get_state_history(thread_config(thread)))
+    out: list[tuple[int, float]] = []
+    start: datetime | None = None
+    for snap in reversed(history):
+        if not snap.created_at:
+            continue
+        at = datetime.fromisoformat(snap.created_at)
+        start = start or at
+        done = len(Archive.from_state(snap.values or {}).executed())
+        out.append((done, (at - start).total_seconds()))
+    return out
+
+
+def run_one(
+    task_path: Path,
+    task: Task,
+    method: Method,
+    seed: int,
+    settings: BenchSettings,
+    optimum: Optimum,
+    runner: Runner | None = None,
+) -> RunRecord:
+    """One search thread (started or continued) and what it measured."""
+    runner = runner or default_runner()
+    thread = f"{task.name}:{method.name}:seed{seed}"
+    overrides: dict[str, Any] = {
+        "proposer": method.proposer,
+        "no_insights": list(method.no_insights),
+        "seed": seed,
+        "batch_size": settings.batch_size,
+        "max_trials": settings.max_trials,
+        "max_iterations": settings.max_trials,  # the trial cap is what ends a run
+        "patience": None,
+        "report_dir": str(settings.report_dir),
+        **dict(settings.agent),
+    }
+    outcome = runner(
+        str(task_path),
+        thread,
+        settings.database,
+        overrides,
+    )
+    archive: Archive = outcome.trials
+    curve = archive.best_so_far()[: settings.max_trials]
+    hit = reach(curve, optimum.score, settings.tolerance)
+    marks = timeline(settings.database, thread)
+    wall = marks[-1][1] if marks else 0.0
+    seconds = next((t for n, t in marks if n >= hit), None) if hit is not None else None
+    values = outcome.values
+    usage = values.get("agent_usage") or {}
+    best = outcome.best
+    test = values.get("test_result") or {}
+    env_calls = len(archive.executed()) + (1 if test else 0)
+    return RunRecord(
+        task=task.name,
+        method=method.name,
+        seed=seed,
+        thread_id=thread,
+        curve=curve,
+        trials=len(curve),
+        best_score=max((v for v in curve if v is not None), default=None),
+        best_config=best.config.model_dump(mode="json") if best else None,
+        test_score=test.get("score"),
+        trials_to_optimum=hit,
+        seconds_to_optimum=seconds,
+        wall_s=wall,
+        agent_calls=int(usage.get("calls", 0)),
+        agent_prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        agent_completion_tokens=int(usage.get("completion_tokens", 0)),
+        agent_failures=len(values.get("agent_failures") or []),
+        environment_calls=env_calls,
+        stop_reason=values.get("stop_reason"),
+        resumed=bool(outcome.resumed),
+    )
+
+
+def run_bench(
+    settings: BenchSettings,
+    *,
+    runner: Runner | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) the whole bench; returns the JSON-plain result."""
+    paths, methods = check(settings)
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    tasks: dict[str, Any] = {}
+    records: list[RunRecord] = []
+    for ref, path in paths.items():
+        task = load_task(path)
+        optimum = exhaustive_optimum(task, settings.tolerance)
+        tasks[task.name] = {"file": str(path), "budget": task.budget, **asdict(optimum)}
+        for method in methods:
+            for seed in settings.seeds:
+                rec = run_one(path, task, method, seed, settings, optimum, runner)
+                records.append(rec)
+                if progress:
+                    hit = rec.trials_to_optimum
+                    progress(
+                        f"{task.name} {method.name} seed {seed}: best {rec.best_score} after "
+                        f"{rec.trials} trials, optimum {optimum.score} "
+                        + (f"reached at trial {hit}" if hit else "not reached")
+                    )
+        del ref
+    return {
+        "tolerance": settings.tolerance,
+        "max_trials": settings.max_trials,
+        "batch_size": settings.batch_size,
+        "seeds": list(settings.seeds),
+        "methods": [m.name for m in methods],
+        "tasks": tasks,
+        "summary": summarize(records, settings.max_trials),
+        "runs": [r.to_dict() for r in records],
+    }
+
+
+def _median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def summarize(records: Sequence[RunRecord], max_trials: int) -> list[dict[str, Any]]:
+    """Per (task, method): medians over seeds. An unreached optimum counts as infinitely many
+    trials, so the median is finite only when at least half the seeds reached it."""
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault((r.task, r.method), []).append(r)
+    out = []
+    for (task, method), runs in groups.items():
+        hits = [r.trials_to_optimum if r.trials_to_optimum else math.inf for r in runs]
+        med = _median(hits)
+        secs = [r.seconds_to_optimum for r in runs if r.seconds_to_optimum is not None]
+        tests = [r.test_score for r in runs if r.test_score is not None]
+        bests = [r.best_score for r in runs if r.best_score is not None]
+        out.append(
+            {
+                "task": task,
+                "method": method,
+                "runs": len(runs),
+                "reached": sum(1 for r in runs if r.trials_to_optimum),
+                "median_trials_to_optimum": None if med is None or math.isinf(med) else med,
+                "median_seconds_to_optimum": _median(secs) if len(secs) * 2 > len(runs) else None,
+                "mean_best_train": sum(bests) / len(bests) if bests else None,
+                "mean_test": sum(tests) / len(tests) if tests else None,
+                "mean_trials": sum(r.trials for r in runs) / len(runs),
+                "mean_agent_calls": sum(r.agent_calls for r in runs) / len(runs),
+                "mean_agent_tokens": sum(
+                    r.agent_prompt_tokens + r.agent_completion_tokens for r in runs
+                )
+                / len(runs),
+                "mean_environment_calls": sum(r.environment_calls for r in runs) / len(runs),
+                "mean_wall_s": sum(r.wall_s for r in runs) / len(runs),
+                "max_trials": max_trials,
+            }
+        )
+    return out

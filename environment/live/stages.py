@@ -1,0 +1,349 @@
+"""The stage handles a user's pipeline gets: one per declared stage, configured by the trial.
+
+For one trial, `Stages` maps each stage name to a `StageHandle` that knows the stage's model and
+sample count in this configuration. `await handle.sample(messages)` draws the S samples through
+the executor's `Sampler` (the sample cache, endpoint routing, concurrency limits, retries) and adds
+their tokens to the stage's tally, so the trial's measured cost is whatever the pipeline really
+drew; `handle.aggregate(answers)` applies the stage's declared aggregator; `handle.chat_model()` is
+the same as a LangChain chat model.
+
+A pipeline module can also take `stages` from `agenttts.pipeline` at import time (a LangGraph graph
+built once, with `stages["qa"].chat_model()` where it had `ChatOpenAI(...)`): such handles are
+unbound and resolve the trial that runs the current item through a context variable, which asyncio
+tasks and LangChain's executor threads both inherit.
+
+Failures that are not the item's fault (an endpoint failing for good, a sample missing in a
+cache-only replay, a stage the task does not declare) are noted on the trial as `fatal`, so the
+runner fails the whole trial even when user code catches the exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agenttts.environment.live import aggregators
+from agenttts.environment.live.cache import Sample
+from agenttts.environment.live.sampler import Drawn, Messages, Sampler, Tally
+from agenttts.environment.metrics import NORMALIZERS
+from agenttts.environment.space import Config, StageConfig
+from agenttts.environment.task import ModelChoice, Problem, Stage, Task
+from agenttts.errors import ResumableStop, TrialError
+
+if TYPE_CHECKING:
+    from agenttts.environment.live.chat_model import StageChatModel
+
+
+class Sampling(BaseModel):
+    """A stage's default sampling parameters (the sampling keys of its `settings:` block)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(default=0.9, ge=0, description="the paper samples at 0.9")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, description="default: the stage gen_tokens")
+    seed: int | None = Field(
+        default=None, description="sample i is drawn with seed+i (one request per sample)"
+    )
+
+    def params(self, stage: Stage) -> dict[str, Any]:
+        """The request parameters, exactly as the cache keys them."""
+        params: dict[str, Any] = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens or stage.gen_tokens,
+        }
+        if self.seed is not None:
+            params["seed"] = self.seed
+        return params
+
+
+SAMPLING_KEYS = frozenset(Sampling.model_fields)
+
+
+def split_settings(stage: Stage) -> tuple[Sampling | None, dict[str, Any], list[Problem]]:
+    """A stage's `settings:` as its sampling defaults and the rest (the pipeline's business)."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in stage.settings.items() if k in SAMPLING_KEYS}
+    rest = {k: v for k, v in stage.settings.items() if k not in SAMPLING_KEYS}
+    try:
+        return Sampling.model_validate(given), rest, []
+    except ValidationError as e:
+        return (
+            None,
+            rest,
+            [
+                Problem(
+                    field=f"stages[{stage.name}].settings.{'.'.join(map(str, err['loc']))}",
+                    message=err["msg"],
+                )
+                for err in e.errors()
+            ],
+        )
+
+
+class UndeclaredStage(TrialError, KeyError):
+    """The pipeline asked for a stage the task does not declare: the trial fails."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "undeclared stage"
+
+
+class StageUnavailable(TrialError):
+    """`sample()` on a stage whose configured choice is not an LLM, or outside any trial."""
+
+
+_CURRENT: ContextVar[TrialRun | None] = ContextVar("agenttts_trial", default=None)
+
+
+def current_run() -> TrialRun:
+    run = _CURRENT.get()
+    if run is None:
+        raise StageUnavailable(
+            "no trial is running: stage handles from `agenttts.pipeline.stages` work inside a "
+            "pipeline that agenttts runs (`agenttts search`/`evaluate`), not at import time"
+        )
+    return run
+
+
+class TrialRun:
+    """One trial in progress: its configuration, the shared sampler, and its token tallies."""
+
+    def __init__(self, task: Task, config: Config, sampler: Sampler):
+        self.task = task
+        self.config = config
+        self.sampler = sampler
+        self.loop = asyncio.get_running_loop()
+        self.tallies: dict[str, Tally] = {}
+        self.fatal: BaseException | None = None
+        self.stages = Stages(self)
+        self.sampling: dict[str, Sampling] = {}
+        self.extra: dict[str, dict[str, Any]] = {}
+        for stage in task.stages:
+            sampling, rest, _ = split_settings(stage)
+            self.sampling[stage.name] = sampling or Sampling()
+            self.extra[stage.name] = rest
+
+    def enter(self) -> None:
+        """Make this trial the one that unbound handles resolve (for the current task)."""
+        _CURRENT.set(self)
+
+    def fail(self, error: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = error
+
+    def tally(self, key: str) -> Tally:
+        return self.tallies.setdefault(key, Tally())
+
+    def stage(self, name: str) -> Stage:
+        for s in self.task.stages:
+            if s.name == name:
+                return s
+        error = UndeclaredStage(
+            f"the pipeline asked for stage {name!r}, which the task does not declare "
+            f"(declared: {', '.join(self.task.stage_names)})"
+        )
+        self.fail(error)
+        raise error
+
+
+class StageHandle:
+    """One stage in one trial (bound), or a name resolved per item from the running trial."""
+
+    def __init__(self, name: str, run: TrialRun | None = None):
+        self.name = name
+        self._run = run
+
+    def __repr__(self) -> str:
+        if self._run is None and _CURRENT.get() is None:
+            return f"StageHandle({self.name!r}, unbound)"
+        return f"StageHandle({self.name!r}, model={self.model!r}, samples={self.samples})"
+
+    # --- what this trial configured ------------------------------------------------------------
+    @property
+    def run(self) -> TrialRun:
+        return self._run if self._run is not None else current_run()
+
+    @property
+    def stage(self) -> Stage:
+        """The stage as the task declares it (models, nominal lengths, aggregator, settings)."""
+        return self.run.stage(self.name)
+
+    @property
+    def config(self) -> StageConfig:
+        self.stage  # noqa: B018 - an undeclared name fails here, clearly
+        return self.run.config[self.name]
+
+    @property
+    def model(self) -> str:
+        """The model this trial runs at this stage (the task's name for it)."""
+        return self.config.model
+
+    @property
+    def samples(self) -> int:
+        """S: how many samples this trial draws per prompt at this stage."""
+        return self.config.samples
+
+    @property
+    def choice(self) -> ModelChoice:
+        return self.stage.model(self.model)
+
+    @property
+    def kind(self) -> str:
+        """`llm`, or the non-LLM choice's kind (`bm25`, `embedding`) the pipeline runs itself."""
+        return self.choice.kind
+
+    @property
+    def is_llm(self) -> bool:
+        return self.kind == "llm"
+
+    @property
+    def aggregator(self) -> str:
+        return self.stage.aggregator
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The stage's `settings:` other than sampling: the pipeline's own knobs."""
+        self.stage  # noqa: B018
+        return dict(self.run.extra[self.name])
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        """Default request parameters of this stage (temperature, top_p, max_tokens, seed)."""
+        return self.run.sampling[self.name].params(self.stage)
+
+    # --- drawing ---------------------------------------------------------------------------------
+    async def sample(self, messages: Any, **sampling: Any) -> list[Sample]:
+        """Draw this trial's S samples of a prompt (chat messages, LangChain messages or a str).
+
+        Keyword arguments override the stage's sampling defaults for this prompt (`seed=None`
+        removes a seed); they are part of the cache key.
+        """
+        drawn = await self.draw(messages, self.samples, **sampling)
+        return drawn.samples
+
+    async def draw(
+        self,
+        messages: Any,
+        count: int,
+        *,
+        model: str | None = None,
+        tally: str | None = None,
+        **sampling: Any,
+    ) -> Drawn:
+        """`count` samples with their token counts; `model` (another of the stage's models) and
+        `tally` are for an aggregator's own calls, such as the LLM fuser."""
+        run = self.run
+        stage = self.stage
+        choice = stage.model(model) if model else self.choice
+        if choice.kind != "llm":
+            raise StageUnavailable(
+                f"stage {self.name!r} runs {choice.name!r} ({choice.kind}, not an LLM) in this "
+                f"trial: check `stages[{self.name!r}].is_llm` and run it in the pipeline"
+            )
+        params = self._params(stage, sampling)
+        try:
+            return await run.sampler.draw(
+                self.name,
+                choice,
+                to_messages(messages),
+                count,
+                params,
+                run.tally(tally or self.name),
+            )
+        except (TrialError, ResumableStop) as e:
+            run.fail(e)
+            raise
+
+    def _params(self, stage: Stage, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        params = self.run.sampling[self.name].params(stage)
+        known = {k: v for k, v in overrides.items() if k in SAMPLING_KEYS and v is not None}
+        if known:
+            checked = Sampling.model_validate(
+                {**self.run.sampling[self.name].model_dump(), **known}
+            )
+            params.update({k: v for k, v in checked.params(stage).items() if k in known})
+        for k, v in overrides.items():
+            if v is None:
+                params.pop(k, None)
+            elif k not in SAMPLING_KEYS:
+                params[k] = v
+        return params
+
+    async def aggregate(self, answers: Sequence[Any], *, question: str = "") -> Any:
+        """The stage's declared aggregator over parsed answers (`fuse` calls its LLM)."""
+        name = self.aggregator
+        if name == "fuse":
+            return await aggregators.fuse(self, answers, question=question)
+        if name == "vote_ids":
+            return aggregators.vote_ids(answers)
+        if name == "first":
+            return aggregators.first(answers)
+        return aggregators.vote(answers, NORMALIZERS[self.stage.answer_normalizer])
+
+    def chat_model(
+        self,
+        *,
+        parse: Callable[[str], Any] | None = None,
+        aggregate: Callable[[list[Any]], Any] | None = None,
+        **sampling: Any,
+    ) -> StageChatModel:
+        """A LangChain chat model for this stage: `invoke`/`ainvoke` draw the S samples and
+        answer with the stage's aggregate of `parse(text)` as one `AIMessage`."""
+        from agenttts.environment.live.chat_model import StageChatModel
+
+        return StageChatModel.for_handle(self, parse=parse, aggregate=aggregate, **sampling)
+
+
+class Stages(Mapping[str, StageHandle]):
+    """Every stage of the running trial by name; `stages["qa"]` on an undeclared name fails the
+    trial with a clear error. Unbound (`agenttts.pipeline.stages`): resolved per item."""
+
+    def __init__(self, run: TrialRun | None = None):
+        self._run = run
+
+    @property
+    def run(self) -> TrialRun:
+        return self._run if self._run is not None else current_run()
+
+    def __getitem__(self, name: str) -> StageHandle:
+        if self._run is not None:
+            self._run.stage(name)  # raises UndeclaredStage, and fails the trial
+        return StageHandle(name, self._run)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.run.task.stage_names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.run.task.stage_names)
+
+    def __len__(self) -> int:
+        return len(self.run.task.stages)
+
+    @property
+    def config(self) -> Config:
+        """This trial's configuration: {stage: (model, samples)}."""
+        return self.run.config
+
+    @property
+    def task(self) -> Task:
+        """The task being searched (its folder resolves files shipped beside it)."""
+        return self.run.task
+
+
+def to_messages(messages: Any) -> Messages:
+    """OpenAI chat messages from a str, dicts or LangChain messages (the cache key's form)."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    items = list(messages)
+    if all(isinstance(m, Mapping) for m in items):
+        return [dict(m) for m in items]
+    from langchain_core.messages import convert_to_openai_messages
+
+    converted = convert_to_openai_messages(items)
+    return [dict(m) for m in (converted if isinstance(converted, list) else [converted])]

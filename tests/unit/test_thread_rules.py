@@ -1,0 +1,107 @@
+"""What a thread accepts once started, through the CLI's runner and through the graph itself (a
+Studio or HTTP run), and how `runs` shows a stopped one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agenttts.archive import Archive
+from agenttts.environment.registry import make_executor
+from agenttts.environment.task_loading import load_task
+from agenttts.errors import InputError
+from agenttts.graph.graph import make_graph
+from agenttts.graph.runner import list_runs, run_search, thread_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
+from grid_task import write_grid_task
+
+
+@pytest.fixture
+def task_file(tmp_path: Path) -> str:
+    return str(write_grid_task(tmp_path / "task"))
+
+
+def settings(tmp_path: Path, **kw) -> dict:
+    return {"proposer": "insight", "batch_size": 4, "report_dir": str(tmp_path / "r"), **kw}
+
+
+def test_a_search_defining_setting_changed_over_the_graph_is_refused_like_the_cli(
+    tmp_path, task_file
+):
+    ctx = settings(tmp_path, max_iterations=3)
+    with SqliteSaver.from_conn_string(str(tmp_path / "db")) as saver:
+        graph = make_graph(saver, interrupt_before=["execute_trials"])
+        cfg = thread_config("studio")
+        graph.invoke({"task": task_file}, cfg, context=ctx, durability="sync")
+        before = graph.get_state(cfg)
+        assert before.next == ("execute_trials",)
+        with pytest.raises(InputError) as err:
+            graph.invoke(None, cfg, context={**ctx, "proposer": "random"}, durability="sync")
+        assert str(err.value) == (
+            "thread 'studio' was started with other settings (proposer: the thread has "
+            "'insight', asked 'random'); run it with its own settings or start another --thread"
+        )
+        assert graph.get_state(cfg).values["archive"] == before.values["archive"]
+        # a limit is no search-defining setting: it may change
+        graph.invoke(None, cfg, context={**ctx, "max_iterations": 1}, durability="sync")
+        assert graph.get_state(cfg).values["archive"] != before.values["archive"]
+
+
+def test_a_bad_prompts_folder_stops_a_graph_run_at_its_first_node(tmp_path, task_file):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "proposal.txt").write_text("{task} {archive} {budgett}")
+    with SqliteSaver.from_conn_string(str(tmp_path / "db")) as saver:
+        graph = make_graph(saver)
+        ctx = settings(tmp_path, prompts_dir=str(prompts))
+        with pytest.raises(InputError, match=r"unknown placeholder \{budgett\}"):
+            graph.invoke({"task": task_file}, thread_config("t"), context=ctx)
+
+
+def test_grid_is_not_stopped_by_patience_and_reaches_the_optimum(tmp_path):
+    task_file = str(write_grid_task(tmp_path / "task", budget=300))
+    task = load_task(task_file)
+    optimum = make_executor(task).optimum("train")  # type: ignore[attr-defined]
+    out = run_search(
+        task_file,
+        "grid",
+        tmp_path / "db",
+        settings(tmp_path, proposer="grid", batch_size=50, max_iterations=100, patience=1),
+    )
+    assert out.values["stop_reason"].startswith("the proposer offered nothing new")
+    assert len(out.trials.executed()) == optimum.feasible
+    assert out.best is not None and out.best.score == optimum.score
+
+
+def test_a_finished_thread_continues_when_its_limit_is_raised(tmp_path, task_file):
+    db = tmp_path / "db"
+    first = run_search(task_file, "t", db, settings(tmp_path, max_iterations=1, patience=None))
+    assert first.values["stop_reason"] == "maximum iterations reached (1)"
+    same = run_search(task_file, "t", db, {})
+    assert not same.ran  # the recorded limits still hold: nothing to do
+    more = run_search(task_file, "t", db, {"max_iterations": 3})
+    assert more.ran and more.values["stop_reason"] == "maximum iterations reached (3)"
+    before, after = Archive.from_state(first.values), Archive.from_state(more.values)
+    assert list(after)[: len(before)] == list(before)
+    assert [t.trial_id for t in after] == list(range(len(after))) and len(after) > len(before)
+    assert more.values["test_result"] and Path(more.values["report"]["markdown"]).exists()
+    [run] = list_runs(db)
+    assert run.status == "finished" and run.iteration == 3
+
+
+def test_runs_shows_a_stop_in_one_short_line(tmp_path, task_file, monkeypatch):
+    monkeypatch.delenv("AGENTTTS_EMBEDDED_URL", raising=False)
+    db = tmp_path / "db"
+    unreachable = {"proposer": "agenttts", "agent_base_url": "http://127.0.0.1:9/v1"}
+    with pytest.raises(Exception, match="could not be reached"):
+        run_search(task_file, "s", db, settings(tmp_path, **unreachable))
+    [run] = list_runs(db)
+    assert run.status.startswith("stopped in ") and ": agent endpoint http://127.0.0.1:9" in run.status
+    assert len(run.status) <= 100 and "ResumableStop(" not in run.status
+    assert run.error is not None and run.error.endswith(
+        "could not be reached: OpenAIConnectionError"
+    )
