@@ -40,6 +40,8 @@ class Trial(TrialResult):
     proposer: str
     status: Status
     split: Split = "train"  # a rejected proposal never ran on any split
+    #: The main metric; for a partial trial (racing) its paired estimate of the full-split
+    #: score (`agenttts.racing.estimate`), its metrics holding the mean over the items it saw.
     score: float | None = None
     rationale: str | None = None
 
@@ -122,7 +124,7 @@ class Archive(Sequence[Trial]):
 
     def _concat(self, tail: Archive) -> Archive:
         out = Archive._of(self._trials + tail._trials, self._keys + tail._keys)
-        for name, (query, value) in self._memo.items():
+        for name, (query, value) in list(self._memo.items()):  # another thread may add one
             if query.extend is not None:
                 out._memo[name] = (query, query.extend(value, tail))
         return out

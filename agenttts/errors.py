@@ -27,9 +27,14 @@ class InputError(AgentTTSError, ValueError):
 
 class ResumableStop(AgentTTSError, RuntimeError):
     """An endpoint or the agent cannot be reached: the run stops where it is, its thread stays
-    saved, and the same command continues it once the server is back. Exit 3."""
+    saved, and the same command continues it once the server is back. Exit 3. `resume_when`
+    says what must come back ("the agent endpoint is reachable"), for the runner's stop line."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, resume_when: str = "the server is back") -> None:
+        super().__init__(message)
+        self.resume_when = resume_when
 
 
 class EmbeddedServerError(AgentTTSError, RuntimeError):

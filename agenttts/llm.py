@@ -54,7 +54,8 @@ def resolve_base_url(base_url: str) -> str:
         return url.rstrip("/")
     raise ResumableStop(
         "the agent endpoint is 'embedded' but no embedded server is running: start one with "
-        f"`agenttts serve`, set {EMBEDDED_URL_ENV}, or give the agent an explicit base URL"
+        f"`agenttts serve`, set {EMBEDDED_URL_ENV}, or give the agent an explicit base URL",
+        resume_when="the agent's server is running",
     )
 
 
@@ -202,7 +203,10 @@ def _unreachable(url: str, e: Exception) -> ResumableStop:
         openai.NotFoundError: "does not serve this model or path",
     }
     what = next((v for k, v in kind.items() if isinstance(e, k)), "failed")
-    return ResumableStop(f"agent endpoint {url} {what}: {type(e).__name__}")
+    return ResumableStop(
+        f"agent endpoint {url} {what}: {type(e).__name__}",
+        resume_when="the agent endpoint is reachable",
+    )
 
 
 _FATAL = (

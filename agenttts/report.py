@@ -25,10 +25,13 @@ def _metrics(metrics: Mapping[str, float]) -> str:
 
 
 def archive_rows(trials: Sequence[Trial]) -> list[list[str]]:
-    """One row per trial: id, iteration, phase, status, configuration, score, costs, note."""
+    """One row per trial: id, iteration, phase, status, configuration, score, costs (the
+    configuration's nominal and measured per query; the search's: budget units x items), note."""
     rows = []
     for t in trials:
         note = t.error or ""
+        if t.status != "rejected" and t.fidelity < 1.0:
+            note = f"partial: {t.items_evaluated}/{t.split_size} items (raced out); {note}"
         rows.append(
             [
                 str(t.trial_id),
@@ -39,7 +42,8 @@ def archive_rows(trials: Sequence[Trial]) -> list[list[str]]:
                 "-" if t.score is None else f"{t.score:.4g}",
                 _cost(t.nominal_cost if t.status != "rejected" else None),
                 _cost(t.measured_cost),
-                note[:120],
+                _cost(t.search_cost if t.status != "rejected" else None),
+                note[:120].rstrip("; "),
             ]
         )
     return rows
@@ -54,6 +58,7 @@ ARCHIVE_HEADER = [
     "score",
     "cost",
     "measured",
+    "search cost",
     "note",
 ]
 
@@ -84,6 +89,48 @@ def _trial_summary(t: Trial | None) -> dict[str, Any] | None:
     }
 
 
+def search_cost(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The search's running total in the paper's budget unit: the environment's (each trial's
+    `search_cost`, summed by `Archive.search_cost`) plus the agent's (its tokens through the
+    budget formula with the agent model's parameters, `AgentUsage.search_cost`), with the raw
+    counts beside them. What `report.json`, `report.md` and `agenttts show` print."""
+    from agenttts.graph.context import Context
+    from agenttts.proposers.base import AgentUsage
+
+    executed = Archive.from_state(state).executed()
+    usage = AgentUsage.model_validate(state.get("agent_usage") or {})
+    params = Context.from_dict(state.get("settings") or {}).agent_endpoint().cost_params()
+    environment, agent = executed.search_cost(), usage.search_cost(params)
+    return {
+        "total": environment + agent,
+        "environment": environment,
+        "agent": agent,
+        "items_evaluated": sum(t.items_evaluated for t in executed),
+        "endpoint_calls": sum(t.calls for t in executed),
+        "endpoint_tokens": sum(t.prompt_tokens + t.completion_tokens for t in executed),
+        "agent_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "agent_seconds": usage.seconds,
+        "agent_params": params if usage.calls else None,
+    }
+
+
+def search_cost_line(cost: Mapping[str, Any]) -> str:
+    """One line for people: the total, then where it went."""
+    line = (
+        f"search cost {cost['total']:.4g} budget units x items (environment "
+        f"{cost['environment']:.4g} over {cost['items_evaluated']} items evaluated"
+    )
+    if cost.get("endpoint_calls"):
+        line += f", {cost['endpoint_calls']} endpoint calls, {cost['endpoint_tokens']} tokens"
+    if cost.get("agent_tokens"):
+        at = f"{cost['agent_params']:.3g} params" if cost.get("agent_params") else "size unknown"
+        line += (
+            f"; agent {cost['agent']:.4g} from {cost['agent_tokens']} tokens at {at}, "
+            f"{cost['agent_seconds']:.1f} s"
+        )
+    return line + ")"
+
+
 def build_report(
     state: Mapping[str, Any], *, thread_id: str | None = None, task: Any = None
 ) -> dict[str, Any]:
@@ -110,6 +157,7 @@ def build_report(
         },
         "agent_usage": dict(state.get("agent_usage") or {}),
         "agent_failures": list(state.get("agent_failures") or []),
+        "search_cost": search_cost(state),
         "best": _trial_summary(archive.best()),
         "test": _trial_summary(test),
         # A train-only task says so where its test result would be (None: it has a test split).
@@ -144,6 +192,8 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
             f"{usage.get('completion_tokens', 0)} completion tokens, "
             f"{len(report.get('agent_failures') or [])} recorded failure(s)"
         )
+    if report.get("search_cost"):
+        lines.append(f"- {search_cost_line(report['search_cost'])}")
     lines += ["", "## Best configuration", ""]
     best, test = report.get("best"), report.get("test")
     if best is None:

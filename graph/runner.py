@@ -150,8 +150,8 @@ def run_search(
             dead = dead_server_note()  # "unreachable" alone hides a crashed embedded server
             raise ResumableStop(
                 f"{e}{f'; {dead}' if dead else ''}\nThe run stopped; thread {thread_id!r} is "
-                f"saved in {display(db)} — run the same command again to continue once the "
-                "agent is reachable."
+                f"saved in {display(db)} — run the same command again to continue once "
+                f"{e.resume_when}."
             ) from None
         except unavailable() as e:
             raise ResumableStop(
@@ -271,14 +271,20 @@ class NodeProgress:
 def describe_start(node: str, state: Mapping[str, Any]) -> str:
     """What a node is about to do, from the state it starts on."""
     iteration = int(state.get("iteration") or 0)
-    if node == "init_by_preference":
-        return "init: the initial trials (every model of each stage) and the model preferences"
+    if node == "init_trials":
+        return "init: the initial trials (every model of each stage)"
+    if node == "init_preferences":
+        return "init: the model preferences"
     if node == "generate_guidelines":
         return f"iteration {iteration + 1}: guidelines"
     if node == "propose_trials":
         return f"iteration {iteration}: proposals"
     if node == "execute_trials":
-        return f"iteration {iteration}: running {len(state.get('pending') or [])} trial(s)"
+        pending = state.get("pending") or []
+        racing = sum(1 for p in pending if not p.get("done"))
+        if any(p.get("prior") for p in pending):  # a race goes on (agenttts.racing)
+            return f"iteration {iteration}: racing {racing} of {len(pending)} on more items"
+        return f"iteration {iteration}: running {len(pending)} trial(s)"
     if node == "check_stop":
         return "stop check"
     if node == "final_evaluation":
@@ -291,10 +297,13 @@ def describe_update(node: str, update: Mapping[str, Any]) -> str:
     trials = Archive.from_state(update)
     failures = len(update.get("agent_failures") or [])
     extra = f", {failures} agent failure(s) recorded" if failures else ""
-    if node == "init_by_preference":
+    if node == "init_trials":
+        failed = len(trials.failed())
+        return f"init: {len(trials)} initial trial(s) ({failed} failed)"
+    if node == "init_preferences":
         prefs = update.get("preferences") or {}
-        pref = ("; preferences " + ", ".join(f"{k}={v}" for k, v in prefs.items())) if prefs else ""
-        return f"init: {len(trials)} initial trial(s){pref}{extra}"
+        got = ", ".join(f"{k}={v}" for k, v in prefs.items()) if prefs else "none stated"
+        return f"init: preferences {got}{extra}"
     if node == "generate_guidelines":
         got = "new guidelines" if update.get("guidelines") else "no guidelines"
         return f"iteration {update.get('iteration')}: {got}{extra}"
@@ -302,10 +311,15 @@ def describe_update(node: str, update: Mapping[str, Any]) -> str:
         rejected = len(trials.rejected())
         return f"proposed {len(update.get('pending') or [])} new, {rejected} rejected{extra}"
     if node == "execute_trials":
-        scores = trials.scores()
+        if not trials and update.get("pending"):
+            on = sum(1 for p in update["pending"] if not p.get("done"))
+            return f"rung done: {on} of {len(update['pending'])} stay in the race"
+        scores = trials.full().scores()
         failed = len(trials.failed())
         top = f", best of batch {max(scores):.4g}" if scores else ""
-        return f"executed {len(trials)} ({failed} failed){top}"
+        partial = len(trials.scored()) - len(trials.full().scored())
+        dropped = f", {partial} dropped from the race" if partial else ""
+        return f"executed {len(trials)} ({failed} failed{dropped}){top}"
     if node == "check_stop":
         return f"stop: {update['stop_reason']}" if update.get("stop_reason") else "go on"
     if node == "final_evaluation":

@@ -105,14 +105,14 @@ def check_sqlite(path: Path, *, write: bool = True) -> None:
     try:
         with contextlib.closing(sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S)) as con:
             found = [str(r[0]) for r in con.execute("PRAGMA quick_check")]
-    except sqlite3.DatabaseError as e:
-        raise InputError(f"--db {path} cannot be used as a SQLite database: {e}") from None
+    except sqlite3.DatabaseError as e:  # not a database, or damaged where the check starts
+        found = [str(e)]
     if found != ["ok"]:
         lines = "\n".join(found).splitlines()
+        more = f"; ... {len(lines) - 3} more" if len(lines) > 3 else ""
         raise InputError(
-            f"--db {path} is damaged (SQLite's quick_check: {'; '.join(lines[:3])}"
-            f"{f'; ... {len(lines) - 3} more' if len(lines) > 3 else ''}); restore it from a "
-            "copy, or give another --db"
+            f"--db {path} is damaged or no SQLite database (SQLite's quick_check: "
+            f"{'; '.join(lines[:3])}{more}); restore it from a copy, or give another --db"
         )
 
 

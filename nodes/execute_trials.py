@@ -19,6 +19,7 @@ from agenttts import racing
 from agenttts.archive import Archive
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.space import Config
+from agenttts.environment.task import Task
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
 from agenttts.nodes import common
@@ -28,31 +29,71 @@ def execute_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = common.settings(state, runtime)
     task = common.get_task(state["task"])
     pending = state.get("pending") or []
+    if ctx.racing is not None:
+        return race_step(task, ctx, state, pending)
     archive = Archive.from_state(state)
     configs = [Config.model_validate(p["config"]) for p in pending]
-    trials = {
-        "first_id": archive.next_id,
-        "iteration": int(state.get("iteration") or 0),
-        "proposer": ctx.proposer,
+    results = common.run_configs(task, configs, "train", earlier=archive.executed())
+    return {
+        "archive": common.trials_from(
+            task,
+            results,
+            first_id=archive.next_id,
+            iteration=int(state.get("iteration") or 0),
+            proposer=ctx.proposer,
+            rationales=[p.get("rationale") for p in pending],
+        ),
+        "pending": [],
     }
-    if ctx.racing is None:
-        results = common.run_configs(task, configs, "train", earlier=archive.executed())
-        rationales = [p.get("rationale") for p in pending]
-        return {
-            "archive": common.trials_from(task, results, **trials, rationales=rationales),
-            "pending": [],
-        }
 
+
+def race_step(
+    task: Task, ctx: Context, state: State, entries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One checkpointed rung of a batch's race (`race_round`), as a node's update: the entries
+    back in `pending` while any still races, else the batch's trials, in the order proposed."""
+    assert ctx.racing is not None
     race = racing.plan(task, ctx.racing, ctx.seed)
-    priors = [TrialResult.model_validate(p["prior"]) if p.get("prior") else None for p in pending]
+    archive = state.get("archive") or []
+    entries, running = race_round(task, race, archive, entries)
+    if running:
+        return {"pending": entries}
+    results = [TrialResult.model_validate(e["prior"]) for e in entries]
+    trials = common.trials_from(
+        task,
+        results,
+        first_id=len(archive),
+        iteration=int(state.get("iteration") or 0),
+        proposer=ctx.proposer,
+        rationales=[e.get("rationale") for e in entries],
+    )
+    incumbent = Archive.from_state({"archive": [*archive, *trials]}).best()
+    guesses = [
+        racing.estimate(r, incumbent, task.main_metric) if r.ok and r.fidelity < 1.0 else None
+        for r in results
+    ]  # a trial dropped from the race is scored by its paired estimate (new dicts: state
+    # values are never changed in place, `Archive.from_state` relies on it)
+    trials = [t if g is None else {**t, "score": g} for t, g in zip(trials, guesses, strict=True)]
+    return {"archive": trials, "pending": []}
+
+
+def race_round(
+    task: Task, race: racing.Race, archive: list[dict[str, Any]], entries: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], bool]:
+    """One rung of a race: every entry ({config, rationale, prior?, done?}) still racing runs its
+    next items, combined into its `prior`; the rule (`racing.stays`) marks the others `done`.
+    Returns the entries and whether any still races. `archive`: the state's trial dicts."""
+    trials = Archive.from_state({"archive": archive})
+    configs = [Config.model_validate(e["config"]) for e in entries]
+    priors = [TrialResult.model_validate(e["prior"]) if e.get("prior") else None for e in entries]
     in_flight = [p for p in priors if p is not None]  # their samples are drawn: a replay's cache
-    results: list[TrialResult] = [
+    results = [
         p if p is not None else TrialResult(config=c, split="train")
         for p, c in zip(priors, configs, strict=True)
     ]
     rungs: dict[tuple[int, ...], list[int]] = {}
     for i, prior in enumerate(priors):
-        if not pending[i].get("done"):
+        if not entries[i].get("done"):
             seen = prior.items_evaluated if prior else 0
             rungs.setdefault(race.next_items(seen), []).append(i)
     for items, which in rungs.items():
@@ -61,31 +102,27 @@ def execute_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             [configs[i] for i in which],
             "train",
             items=items,
-            earlier=[*archive.executed(), *in_flight],
+            earlier=[*trials.executed(), *in_flight],
         )
         for i, r in zip(which, ran, strict=True):
             prior = priors[i]
             results[i] = r if prior is None else prior.combined(r)
 
-    racing_now = [i for which in rungs.values() for i in which]
-    full = [results[i] for i in range(len(results)) if results[i].ok and results[i].fidelity >= 1]
-    incumbent = Archive.from_state(
-        {"archive": [*(state.get("archive") or []), *common.trials_from(task, full, **trials)]}
-    ).best()
-    stay = racing.stays([results[i] for i in racing_now], incumbent, task.main_metric)
-    running = {i for i, s in zip(racing_now, stay, strict=True) if s}
-    entries = [
-        {**p, "prior": r.model_dump(mode="json"), "done": i not in running}
-        for i, (p, r) in enumerate(zip(pending, results, strict=True))
+    now = [i for which in rungs.values() for i in which]
+    full = [r for r in results if r.ok and r.fidelity >= 1.0]
+    provisional = common.trials_from(task, full, first_id=len(archive), **_PROVISIONAL)
+    incumbent = Archive.from_state({"archive": [*archive, *provisional]}).best()
+    stay = racing.stays([results[i] for i in now], incumbent, task.main_metric)
+    running = {i for i, s in zip(now, stay, strict=True) if s}
+    out = [
+        {**e, "prior": r.model_dump(mode="json"), "done": i not in running}
+        for i, (e, r) in enumerate(zip(entries, results, strict=True))
     ]
-    if running:  # the batch's race goes on: its trials enter the archive together, in order
-        return {"pending": entries}
-    return {
-        "archive": common.trials_from(
-            task, results, **trials, rationales=[p.get("rationale") for p in pending]
-        ),
-        "pending": [],
-    }
+    return out, bool(running)
+
+
+#: Bookkeeping of the provisional trials `race_round` ranks (only their scores and costs count).
+_PROVISIONAL: dict[str, Any] = {"iteration": 0, "proposer": "race"}
 
 
 def route(state: State) -> Literal["execute_trials", "check_stop"]:

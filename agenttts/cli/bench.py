@@ -13,7 +13,14 @@ from agenttts.graph.context import Context
 
 DEFAULT_METHODS = "insight,random,tpe,grid"
 #: The run settings a bench sets for every run; the rest are the bench's own (see harness.py).
-SETTINGS = ("max_trials", "batch_size", "agent_base_url", "agent_model", "agent_api_key_env")
+SETTINGS = (
+    "max_trials",
+    "batch_size",
+    "agent_base_url",
+    "agent_model",
+    "agent_api_key_env",
+    "agent_params",
+)
 #: A bench run ends at its trial cap.
 DEFAULTS = {"max_trials": 100}
 
@@ -48,6 +55,15 @@ def register(subparsers: Any) -> None:
         help="a run reaches the optimum at train score >= optimum - tolerance "
         "(default %(default)s)",
     )
+    p.add_argument(
+        "--racing",
+        dest="racing_shares",
+        default="off",
+        metavar="SHARES",
+        help="comma-separated racing shares every method runs with ('off': without racing), e.g. "
+        "off,0.25 sets each method with racing on training items against itself without "
+        "(default %(default)s)",
+    )
     p.add_argument("--out", default="docs/search-bench", help="folder for bench.json/.md and plots")
     p.add_argument(
         "--db",
@@ -66,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.seeds < 1:
         raise InputError("--seeds must be at least 1")
+    racing = [_share(v.strip()) for v in args.racing_shares.split(",") if v.strip()] or [None]
     overrides = setting_overrides(args, SETTINGS)
     ctx = Context.from_dict(overrides)
     agent = {k: v for k, v in overrides.items() if k.startswith("agent_")}
@@ -80,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         agent=agent,
         db=args.db,
+        racing=racing,
     )
 
     def progress(line: str) -> None:
@@ -92,3 +110,12 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(result))
     print(f"wrote {paths['json']}, {paths['markdown']} and {len(result['tasks'])} plot(s) in {out}")
     return 0
+
+
+def _share(text: str) -> float | None:
+    if text.lower() in ("off", "none", "0"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--racing: {text!r} is neither 'off' nor a share such as 0.25") from None

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     from agenttts.archive import Archive
     from agenttts.graph.runner import read_thread, status_of, stop_error
-    from agenttts.report import ARCHIVE_HEADER, archive_rows
+    from agenttts.report import ARCHIVE_HEADER, archive_rows, search_cost, search_cost_line
 
     snap = read_thread(args.db, args.thread)
     v = snap.values
@@ -41,6 +41,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     best = archive.best()
     if best is not None:
         print(f"\nbest: trial {best.trial_id} {best.config.short()} score {best.score:.4g}")
+    if archive:
+        print(search_cost_line(search_cost(v)))
     test = v.get("test_result")
     if test:
         score = test.get("score")

@@ -72,6 +72,8 @@ def trial_line(t: Trial) -> str:
     if t.status == "failed":
         return f"{head} | cost {t.nominal_cost:.1f} | FAILED: {(t.error or '')[:160]}"
     score = "n/a" if t.score is None else f"{t.score:.4f}"
+    if t.fidelity < 1.0:  # dropped from a race: an estimate from a share of the items
+        score += f" (partial: {t.items_evaluated} of {t.split_size} items, dropped from the race)"
     return f"{head} | score {score} | cost {t.nominal_cost:.1f}"
 
 
@@ -100,10 +102,12 @@ def archive_text(archive: Archive, *, max_rows: int = 24) -> str:
     if not rows:
         return "(no trials yet)"
     best = archive.best()
-    top = sorted(archive.scores(), reverse=True)[:5]
+    top = sorted(archive.full().scores(), reverse=True)[:5]
+    partial = len(archive.scored()) - len(archive.full().scored())
     summary = (
-        f"{len(archive.scored())} scored, {len(archive.failed())} failed, "
-        f"{len(archive.rejected())} rejected"
+        f"{len(archive.scored())} scored"
+        + (f" ({partial} partial: dropped from a race)" if partial else "")
+        + f", {len(archive.failed())} failed, {len(archive.rejected())} rejected"
     )
     if best is not None:
         summary += f"; best {best.score:.4f} (#{best.trial_id})"

@@ -167,4 +167,5 @@ class Proposer(ABC):
 
     @abstractmethod
     def propose(self, ctx: ProposalContext) -> Proposal:
-        """Up to `ctx.batch_size` configurations; screening (budget, duplicates) happens after."""
+        """At most `ctx.batch_size` configurations that would run; the screen after it rejects or
+        drops the rest (invalid, over budget, duplicates) and records the rejections."""

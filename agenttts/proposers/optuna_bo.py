@@ -148,7 +148,7 @@ class OptunaProposer(Proposer):
             # Dropped from a race: Optuna's own multi-fidelity record, a pruned trial whose last
             # report is its partial score at its items seen (TPE ranks it below complete ones).
             return optuna.trial.create_trial(
-                params=_params(t.config),
+                params=_params(task, t.config),
                 distributions=space,
                 state=optuna.trial.TrialState.PRUNED,
                 intermediate_values={t.items_evaluated: float(score)},

@@ -4,7 +4,14 @@ Each run is one thread of `agenttts.graph.runner.run_search` in the bench's own 
 every method meets the same screening, the same executor and the same stopping rules, and a killed
 bench continues where it stopped (finished threads are read back, not re-run). The yardstick is the
 exhaustive optimum of the training split: a run "reaches" it at the first executed trial whose
-score is within `tolerance` of it.
+(full-fidelity) score is within `tolerance` of it.
+
+Beside the trials, the bench measures what reaching the optimum cost the search: the running
+total of the trials' `search_cost` (the paper's budget unit x items evaluated; only newly drawn
+samples where a cache holds the rest) at that trial, plus the agent's tokens up to then through
+the same budget formula (`AgentUsage.search_cost`), in units and as a multiple of one full
+training evaluation of the optimal configuration. A method may run with racing on training items
+(`Method.racing`, `agenttts.racing`); `racing_comparison` sets each against its run without.
 """
 
 from __future__ import annotations
@@ -15,16 +22,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agenttts import racing
 from agenttts.archive import Archive
-from agenttts.environment.executor import HasOptimum
+from agenttts.environment.executor import HasItems, HasOptimum
 from agenttts.environment.registry import make_executor, run_batch
-from agenttts.environment.space import Config, count_feasible, iter_feasible
+from agenttts.environment.space import Config, config_cost, count_feasible, iter_feasible
 from agenttts.environment.splits import has_split
 from agenttts.environment.task import Task, TaskError
 from agenttts.environment.task_loading import load_task, resolve_task_path
 from agenttts.errors import InputError
 from agenttts.graph.storage import is_postgres
 from agenttts.proposers import PROPOSERS, proposer_class, split_variant
+from agenttts.proposers.base import AgentUsage
 
 #: Bundled simulated tasks (tasks/simulated/), the default benchmark.
 SIMULATED_TASKS = (
@@ -42,20 +51,40 @@ LLM_METHODS = frozenset({"agenttts", "agenthpo", "mlcopilot"})
 ENUMERATE_LIMIT = 50_000
 
 
+#: How a method's name says it races: ``insight+race0.25`` (racing share 0.25).
+RACE_SUFFIX = "+race"
+
+
 @dataclass(frozen=True)
 class Method:
-    """A method as the bench names it: a proposer plus the insights switched off."""
+    """A method as the bench names it: a proposer, the insights switched off, and racing."""
 
     name: str
     proposer: str
     no_insights: tuple[int, ...] = ()
+    racing: float | None = None
 
     @classmethod
-    def parse(cls, name: str) -> Method:
-        base, off = split_variant(name)
+    def parse(cls, name: str, racing: float | None = None) -> Method:
+        """`name` as given (``insight-no2``, ``insight+race0.25``); `racing` adds the suffix."""
+        if racing is not None:
+            name = f"{name}{RACE_SUFFIX}{racing:g}"
+        plain, _, share = name.partition(RACE_SUFFIX)
+        try:
+            race = float(share) if share else None
+        except ValueError:
+            raise InputError(f"method {name!r}: {share!r} is no racing share") from None
+        base, off = split_variant(plain)
         if base not in PROPOSERS:
-            raise InputError(f"unknown method {name!r} (known: {', '.join(PROPOSERS)}, and -noK)")
-        return cls(name=name, proposer=base, no_insights=tuple(sorted(off)))
+            raise InputError(
+                f"unknown method {name!r} (known: {', '.join(PROPOSERS)}, and -noK, +raceS)"
+            )
+        return cls(name=name, proposer=base, no_insights=tuple(sorted(off)), racing=race)
+
+    @property
+    def plain(self) -> str:
+        """The name without racing: what a racing run is compared with."""
+        return self.name.partition(RACE_SUFFIX)[0]
 
     @property
     def uses_llm(self) -> bool:
@@ -72,6 +101,7 @@ class BenchSettings:
     batch_size: int
     tolerance: float = 0.005
     agent: Mapping[str, Any] = field(default_factory=dict)  # Context agent_* overrides
+    racing: Sequence[float | None] = (None,)  # every method runs once per share (None: off)
     db: str | Path | None = None  # a SQLite path or a PostgreSQL URL (`agenttts.graph.storage`)
 
     @property
@@ -93,6 +123,7 @@ class Optimum:
     test_score: float | None
     source: str
     targets: int  # feasible configurations within the tolerance of the optimum
+    full_eval_cost: float = 0.0  # one evaluation of the optimum on the whole training split
 
 
 @dataclass
@@ -116,6 +147,14 @@ class RunRecord:
     environment_calls: int
     stop_reason: str | None
     resumed: bool
+    racing: float | None = None
+    search_cost: float = 0.0  # the run's total: environment + agent, budget units x items
+    search_cost_to_optimum: float | None = None  # the running total at the hit (same unit)
+    cost_multiple_to_optimum: float | None = None  # ... / one full evaluation of the optimum
+    agent_search_cost: float = 0.0  # the agent's share of `search_cost`
+    agent_seconds: float = 0.0
+    items_evaluated: int = 0
+    partial_trials: int = 0  # dropped from a race
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +171,13 @@ def _test_score(task: Task, config: Config) -> float | None:
         return None
     [test] = run_batch(task, [config], "test")
     return test.metrics.get(task.main_metric) if test.ok else None
+
+
+def full_evaluation_cost(task: Task, config: Config) -> float:
+    """One evaluation of `config` on the whole training split, in the search cost's unit."""
+    executor = make_executor(task)  # holds nothing: asking for the split's size is free
+    items = executor.split_size("train") if isinstance(executor, HasItems) else task.data.train_size
+    return config_cost(task, config) * items
 
 
 def exhaustive_optimum(task: Task, tolerance: float = 0.0) -> Optimum:
@@ -188,12 +234,21 @@ def check(settings: BenchSettings) -> tuple[dict[str, Path], list[Method]]:
             problems.append(str(e))
     methods: list[Method] = []
     for name in settings.methods:
-        try:
-            method = Method.parse(name)
-        except InputError as e:
-            problems.append(str(e))
-            continue
-        methods.append(method)
+        for share in settings.racing:
+            try:
+                method = Method.parse(name, share)
+            except InputError as e:
+                problems.append(str(e))
+                continue
+            methods.append(method)
+            if method.racing is not None and not 0 < method.racing < 1:
+                problems.append(f"method {method.name!r}: a racing share is in (0, 1)")
+            if method.racing is not None:
+                for ref, path in paths.items():
+                    try:
+                        racing.check(load_task(path), method.racing)
+                    except InputError as e:
+                        problems.append(f"task {ref!r}: {e}")
         unavailable = getattr(proposer_class(method.proposer), "unavailable", None)
         reason = unavailable() if callable(unavailable) else None
         if reason:
@@ -226,9 +281,18 @@ def default_runner() -> Runner:
     return run_search
 
 
-def timeline(db: str | Path, thread: str) -> list[tuple[int, float]]:
-    """(executed trials, seconds since the run started) at each checkpoint, oldest first, from the
-    checkpoints' own timestamps: the same numbers whether the run happened now or is read back."""
+@dataclass(frozen=True)
+class Mark:
+    """A thread at one checkpoint: executed trials, seconds since its start, the agent's usage."""
+
+    executed: int
+    seconds: float
+    agent_usage: Mapping[str, Any]
+
+
+def timeline(db: str | Path, thread: str) -> list[Mark]:
+    """The thread at each checkpoint, oldest first, timed by the checkpoints' own timestamps: the
+    same numbers whether the run happened now or is read back."""
     from datetime import datetime
 
     from agenttts.graph.graph import make_graph
@@ -237,15 +301,16 @@ def timeline(db: str | Path, thread: str) -> list[tuple[int, float]]:
 
     with open_checkpointer(db, create=False) as saver:
         history = list(make_graph(saver).get_state_history(thread_config(thread)))
-    out: list[tuple[int, float]] = []
+    out: list[Mark] = []
     start: datetime | None = None
     for snap in reversed(history):
         if not snap.created_at:
             continue
         at = datetime.fromisoformat(snap.created_at)
         start = start or at
-        done = len(Archive.from_state(snap.values or {}).executed())
-        out.append((done, (at - start).total_seconds()))
+        values = snap.values or {}
+        done = len(Archive.from_state(values).executed())
+        out.append(Mark(done, (at - start).total_seconds(), values.get("agent_usage") or {}))
     return out
 
 
@@ -270,6 +335,7 @@ def run_one(
         "max_iterations": settings.max_trials,  # the trial cap is what ends a run
         "patience": None,
         "report_dir": str(settings.report_dir),
+        **({"racing": method.racing} if method.racing is not None else {}),
         **dict(settings.agent),
     }
     outcome = runner(
@@ -282,10 +348,19 @@ def run_one(
     curve = archive.best_so_far()[: settings.max_trials]
     hit = reach(curve, optimum.score, settings.tolerance)
     marks = timeline(settings.database, thread)
-    wall = marks[-1][1] if marks else 0.0
-    seconds = next((t for n, t in marks if n >= hit), None) if hit is not None else None
+    wall = marks[-1].seconds if marks else 0.0
+    at_hit = next((m for m in marks if m.executed >= hit), None) if hit is not None else None
+    seconds = at_hit.seconds if at_hit is not None else None
     values = outcome.values
     usage = values.get("agent_usage") or {}
+    params = outcome.settings.agent_endpoint().cost_params()
+    agent_total = AgentUsage.model_validate(usage).search_cost(params)
+    executed = archive.executed()
+    to_optimum = None
+    if hit is not None:
+        agent_then = AgentUsage.model_validate(at_hit.agent_usage if at_hit else usage)
+        to_optimum = executed.search_costs()[hit - 1] + agent_then.search_cost(params)
+    full = optimum.full_eval_cost
     best = outcome.best
     test = values.get("test_result") or {}
     env_calls = len(archive.executed()) + (1 if test else 0)
@@ -309,6 +384,14 @@ def run_one(
         environment_calls=env_calls,
         stop_reason=values.get("stop_reason"),
         resumed=bool(outcome.resumed),
+        racing=method.racing,
+        search_cost=executed.search_cost() + agent_total,
+        search_cost_to_optimum=to_optimum,
+        cost_multiple_to_optimum=None if to_optimum is None or not full else to_optimum / full,
+        agent_search_cost=agent_total,
+        agent_seconds=float(usage.get("seconds", 0.0)),
+        items_evaluated=sum(t.items_evaluated for t in executed),
+        partial_trials=len(executed.scored()) - len(executed.full().scored()),
     )
 
 
@@ -326,6 +409,7 @@ def run_bench(
     for ref, path in paths.items():
         task = load_task(path)
         optimum = exhaustive_optimum(task, settings.tolerance)
+        optimum.full_eval_cost = full_evaluation_cost(task, Config.model_validate(optimum.config))
         tasks[task.name] = {"file": str(path), "budget": task.budget, **asdict(optimum)}
         for method in methods:
             for seed in settings.seeds:
@@ -347,6 +431,7 @@ def run_bench(
         "methods": [m.name for m in methods],
         "tasks": tasks,
         "summary": summarize(records, settings.max_trials),
+        "racing": racing_comparison(records),
         "runs": [r.to_dict() for r in records],
     }
 
@@ -391,6 +476,79 @@ def summarize(records: Sequence[RunRecord], max_trials: int) -> list[dict[str, A
                 "mean_environment_calls": sum(r.environment_calls for r in runs) / len(runs),
                 "mean_wall_s": sum(r.wall_s for r in runs) / len(runs),
                 "max_trials": max_trials,
+                "median_search_cost_to_optimum": _finite(_median(_costs(runs))),
+                "median_cost_multiple_to_optimum": _finite(_median(_costs(runs, multiple=True))),
+                "mean_search_cost": sum(r.search_cost for r in runs) / len(runs),
+                "mean_agent_search_cost": sum(r.agent_search_cost for r in runs) / len(runs),
+                "mean_agent_seconds": sum(r.agent_seconds for r in runs) / len(runs),
+                "mean_partial_trials": sum(r.partial_trials for r in runs) / len(runs),
+            }
+        )
+    return out
+
+
+def _costs(runs: Sequence[RunRecord], *, multiple: bool = False) -> list[float]:
+    """Each run's search cost to the optimum (or its multiple); an unreached one is infinite."""
+    out = []
+    for r in runs:
+        value = r.cost_multiple_to_optimum if multiple else r.search_cost_to_optimum
+        out.append(math.inf if value is None else value)
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else value
+
+
+def racing_comparison(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """Each racing method against the same method without racing, per task and then over all
+    tasks: median search cost to the optimum (unreached: infinite) and their ratio; the median
+    per-seed ratio over the seeds that reached it both ways (finite where the medians are not);
+    and the seeds that reached the optimum without racing but not with it ("lost") or the other
+    way ("gained")."""
+    plain: dict[tuple[str, str, int], RunRecord] = {}
+    for r in records:
+        if r.racing is None:
+            plain[(r.task, r.method, r.seed)] = r
+    pairs: dict[tuple[str, str, str], list[tuple[RunRecord, RunRecord]]] = {}
+    for r in records:
+        if r.racing is None:
+            continue
+        base = plain.get((r.task, Method.parse(r.method).plain, r.seed))
+        if base is not None:
+            for task in (r.task, "all tasks"):
+                pairs.setdefault((task, base.method, r.method), []).append((base, r))
+    out = []
+    for (task, off_name, on_name), runs in sorted(
+        pairs.items(), key=lambda p: p[0][0] == "all tasks"
+    ):
+        both = [
+            a.search_cost_to_optimum / b.search_cost_to_optimum
+            for a, b in runs
+            if a.search_cost_to_optimum and b.search_cost_to_optimum
+        ]
+        off = _median(_costs([a for a, _ in runs]))
+        on = _median(_costs([b for _, b in runs]))
+        ratio = None
+        if off is not None and on is not None and not math.isinf(off) and on > 0:
+            ratio = off / on
+        out.append(
+            {
+                "task": task,
+                "method": off_name,
+                "racing_method": on_name,
+                "runs": len(runs),
+                "median_cost_without": _finite(off),
+                "median_cost_with": _finite(on),
+                "cost_ratio": None if ratio is None or math.isinf(ratio) else ratio,
+                "paired_cost_ratio": _median(both),
+                "paired_runs": len(both),
+                "reached_without": sum(1 for a, _ in runs if a.trials_to_optimum),
+                "reached_with": sum(1 for _, b in runs if b.trials_to_optimum),
+                "lost": sum(1 for a, b in runs if a.trials_to_optimum and not b.trials_to_optimum),
+                "gained": sum(
+                    1 for a, b in runs if b.trials_to_optimum and not a.trials_to_optimum
+                ),
             }
         )
     return out

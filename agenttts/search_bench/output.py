@@ -13,25 +13,35 @@ import numpy as np
 from agenttts.report import markdown_table
 
 
+def _median_inf(values: Sequence[float]) -> float:
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
 def overall(result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per method over every task and seed: median trials to the optimum (unreached = infinite)."""
-    by_method: dict[str, list[float]] = {}
+    """Per method over every task and seed: median trials to the optimum and median search cost
+    to it as a multiple of one full training evaluation of the optimum (unreached = infinite)."""
+    by_method: dict[str, list[tuple[float, float]]] = {}
     for r in result["runs"]:
-        hit = r["trials_to_optimum"]
-        by_method.setdefault(r["method"], []).append(float(hit) if hit else math.inf)
+        hit, mult = r["trials_to_optimum"], r.get("cost_multiple_to_optimum")
+        by_method.setdefault(r["method"], []).append(
+            (float(hit) if hit else math.inf, math.inf if mult is None else float(mult))
+        )
     out = []
     for method in result["methods"]:
-        hits = sorted(by_method.get(method, []))
-        if not hits:
+        runs = by_method.get(method, [])
+        if not runs:
             continue
-        mid = len(hits) // 2
-        med = hits[mid] if len(hits) % 2 else (hits[mid - 1] + hits[mid]) / 2
+        med = _median_inf([h for h, _ in runs])
+        cost = _median_inf([c for _, c in runs])
         out.append(
             {
                 "method": method,
-                "runs": len(hits),
-                "reached": sum(1 for h in hits if not math.isinf(h)),
+                "runs": len(runs),
+                "reached": sum(1 for h, _ in runs if not math.isinf(h)),
                 "median_trials_to_optimum": None if math.isinf(med) else med,
+                "median_cost_multiple_to_optimum": None if math.isinf(cost) else cost,
             }
         )
     return out
@@ -47,6 +57,47 @@ def _trials(value: float | None, cap: int) -> str:
     return f">{cap}" if value is None else _num(value, 1)
 
 
+def _multiple(value: float | None) -> str:
+    """A search cost as a multiple of one full evaluation of the optimum; unreached: '-'."""
+    return "-" if value is None else f"{value:.1f}x"
+
+
+def racing_table(result: Mapping[str, Any]) -> str:
+    """Each racing method against the same method without racing (empty without racing runs)."""
+    rows = [
+        [
+            c["task"],
+            c["method"],
+            c["racing_method"],
+            f"{c['reached_without']}/{c['runs']} -> {c['reached_with']}/{c['runs']}",
+            _num(c["median_cost_without"], 0),
+            _num(c["median_cost_with"], 0),
+            "-" if c["cost_ratio"] is None else f"{c['cost_ratio']:.2f}x",
+            "-"
+            if c.get("paired_cost_ratio") is None
+            else f"{c['paired_cost_ratio']:.2f}x ({c['paired_runs']})",
+            str(c["lost"]),
+            str(c["gained"]),
+        ]
+        for c in result.get("racing") or []
+    ]
+    if not rows:
+        return ""
+    header = [
+        "task",
+        "method",
+        "with racing",
+        "reached (without -> with)",
+        "median cost to opt, without",
+        "with",
+        "cut",
+        "cut, seeds reaching it both ways",
+        "lost",
+        "gained",
+    ]
+    return markdown_table(header, rows)
+
+
 def format_table(result: Mapping[str, Any]) -> str:
     """The terminal/Markdown summary, with the tolerance and the optimum stated."""
     cap = result["max_trials"]
@@ -54,7 +105,10 @@ def format_table(result: Mapping[str, Any]) -> str:
         f"Optimum: the best training score over every feasible configuration (exhaustive). A run "
         f"reaches it at the first trial with train score >= optimum - {result['tolerance']:g}. "
         f"Runs stop after {cap} trials (batches of {result['batch_size']}); unreached counts as "
-        f"'>{cap}'. {len(result['seeds'])} seed(s) per method.",
+        f"'>{cap}'. {len(result['seeds'])} seed(s) per method. Search cost to the optimum: the "
+        "run's running total when it reached it (each trial's budget units x items evaluated, "
+        "newly drawn samples only, plus an LLM agent's tokens through the same formula), as a "
+        "multiple of one evaluation of the optimum on the whole training split.",
         "",
     ]
     rows = []
@@ -67,10 +121,12 @@ def format_table(result: Mapping[str, Any]) -> str:
                 f"{s['reached']}/{s['runs']}",
                 _trials(s["median_trials_to_optimum"], cap),
                 _num(s["median_seconds_to_optimum"], 2),
+                _multiple(s.get("median_cost_multiple_to_optimum")),
                 f"{_num(s['mean_best_train'])} / {_num(opt['score'])}",
                 f"{_num(s['mean_test'])} / {_num(opt['test_score'])}",
                 _num(s["mean_agent_calls"], 1),
                 _num(s["mean_agent_tokens"], 0),
+                _num(s.get("mean_agent_seconds"), 1),
                 _num(s["mean_environment_calls"], 1),
                 _num(s["mean_wall_s"], 2),
             ]
@@ -81,28 +137,47 @@ def format_table(result: Mapping[str, Any]) -> str:
         "reached",
         "median trials to opt",
         "median s to opt",
+        "median cost to opt",
         "best train / opt",
         "test / opt's test",
         "agent calls",
         "agent tokens",
+        "agent s",
         "env calls",
         "wall s",
     ]
     lines.append(markdown_table(header, rows))
-    lines += ["", "Over all tasks (median of every run's trials to the optimum):", ""]
+    lines += [
+        "",
+        "Over all tasks (median of every run's trials and search cost to the optimum):",
+        "",
+    ]
     lines.append(
         markdown_table(
-            ["method", "reached", "median trials to opt"],
+            ["method", "reached", "median trials to opt", "median cost to opt"],
             [
                 [
                     o["method"],
                     f"{o['reached']}/{o['runs']}",
                     _trials(o["median_trials_to_optimum"], cap),
+                    _multiple(o.get("median_cost_multiple_to_optimum")),
                 ]
                 for o in overall(result)
             ],
         )
     )
+    race = racing_table(result)
+    if race:
+        lines += [
+            "",
+            "Racing on training items (`agenttts.racing`) against the same method without it: "
+            "median search cost to the optimum in budget units x items (unreached: infinite, "
+            "'-'); cut = without / with; the next column is the median per-seed cut over the "
+            "seeds (count) that reached the optimum both ways; lost = seeds that reached it "
+            "without racing but not with it, gained = the reverse.",
+            "",
+            race,
+        ]
     sizes = [
         f"{name}: {t['feasible']} feasible, {t['targets']} within the tolerance of the optimum "
         f"(uniform draws need ~{t['feasible'] / max(1, t['targets']):.0f} on average); optimum "

@@ -11,6 +11,12 @@ the measured cost of a cached trial is the same as when it ran.
 SQLite through sqlite-utils, in WAL mode with a busy timeout so several processes (parallel
 searches, the bench) can share one file; rows are only ever inserted (`INSERT OR IGNORE`), so a
 sample written once is never lost or changed, whatever fails later.
+
+Several processes drawing the same prompt draw each sample once (`fill`): a process claims the
+missing indexes in one `BEGIN IMMEDIATE` transaction (the `claims` table), draws and stores them,
+then drops its claims; another that needs a claimed index waits (polling, with back-off) until the
+sample is stored or the claim is stale (its process is dead on this host, or its heartbeat is older
+than `CLAIM_TTL_S`: another host), then claims what is still missing itself.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +84,22 @@ def request_key(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# A claim not refreshed for this long is stale (its holder on another host is presumed dead);
+# holders refresh theirs every `CLAIM_BEAT_S` while they draw.
+CLAIM_TTL_S = 60.0
+CLAIM_BEAT_S = 5.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 class SampleCache:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
@@ -85,6 +110,8 @@ class SampleCache:
         self.db.enable_wal()
         self._create()
         self._locks: dict[str, asyncio.Lock] = {}
+        self.host = socket.gethostname()
+        self.owner = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
     def _create(self) -> None:
         with self.db.conn:
@@ -102,6 +129,12 @@ class SampleCache:
                      completion_tokens INTEGER NOT NULL, finish_reason TEXT, created REAL NOT NULL,
                      PRIMARY KEY (key, idx))"""
             )
+            self.db.execute(
+                """CREATE TABLE IF NOT EXISTS claims (
+                     key TEXT NOT NULL, idx INTEGER NOT NULL, owner TEXT NOT NULL,
+                     host TEXT NOT NULL, pid INTEGER NOT NULL, beat REAL NOT NULL,
+                     PRIMARY KEY (key, idx))"""
+            )
 
     def lock(self, key: str) -> asyncio.Lock:
         """One in-flight fill per prompt in this process, so concurrent trials share the draws."""
@@ -109,6 +142,98 @@ class SampleCache:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         return lock
+
+    async def fill(
+        self, key: str, count: int, draw: Callable[[list[int]], Awaitable[int]]
+    ) -> tuple[int, int]:
+        """Make samples 0..count-1 of `key` stored, drawing each missing one in one process only.
+
+        `draw(indexes)` requests and stores (`put`) the given indexes and returns the requests it
+        made; it is called with what this process claimed, while other processes' claims are
+        waited for. Returns (requests made, samples drawn here). A failed draw drops its claims
+        (another process may then claim them) and propagates."""
+        calls = drawn = 0
+        wait = 0.05
+        async with self.lock(key):
+            if not self.missing(key, count):  # all stored: no write transaction
+                return 0, 0
+            while True:
+                mine, waiting = self._claim(key, count)
+                if mine:
+                    beat = asyncio.create_task(self._beat(key, mine))
+                    try:
+                        calls += await draw(mine)
+                    finally:  # (not awaited: that would swallow a cancellation of this task)
+                        beat.cancel()
+                        self._release(key, mine)
+                    drawn += len(mine)
+                    wait = 0.05
+                if not waiting:
+                    return calls, drawn
+                if not mine:
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, 1.0)
+
+    def _claim(self, key: str, count: int) -> tuple[list[int], list[int]]:
+        """In one write transaction: the missing indexes < count that this process now holds,
+        and those another live claim holds (to wait for)."""
+        conn = self.db.conn
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            have = {
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT idx FROM samples WHERE key = ? AND idx < ?", [key, count]
+                )
+            }
+            held = {
+                int(i): (o, h, int(p), float(b))
+                for i, o, h, p, b in conn.execute(
+                    "SELECT idx, owner, host, pid, beat FROM claims WHERE key = ? AND idx < ?",
+                    [key, count],
+                )
+            }
+            mine: list[int] = []
+            waiting: list[int] = []
+            for i in range(count):
+                if i in have:
+                    continue
+                claim = held.get(i)
+                if claim is not None and claim[0] != self.owner and self._live(*claim[1:], now):
+                    waiting.append(i)
+                else:
+                    mine.append(i)
+            conn.executemany(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                [(key, i, self.owner, self.host, os.getpid(), now) for i in mine],
+            )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return mine, waiting
+
+    def _live(self, host: str, pid: int, beat: float, now: float) -> bool:
+        if now - beat > CLAIM_TTL_S:
+            return False
+        return host != self.host or _pid_alive(pid)
+
+    async def _beat(self, key: str, indexes: list[int]) -> None:
+        while True:
+            await asyncio.sleep(CLAIM_BEAT_S)
+            with self.db.conn:
+                self.db.conn.executemany(
+                    "UPDATE claims SET beat = ? WHERE key = ? AND idx = ? AND owner = ?",
+                    [(time.time(), key, i, self.owner) for i in indexes],
+                )
+
+    def _release(self, key: str, indexes: list[int]) -> None:
+        with self.db.conn:
+            self.db.conn.executemany(
+                "DELETE FROM claims WHERE key = ? AND idx = ? AND owner = ?",
+                [(key, i, self.owner) for i in indexes],
+            )
 
     def samples(self, key: str, count: int) -> list[Sample]:
         """Stored samples with index < count, by index (possibly with gaps)."""

@@ -306,13 +306,15 @@ class EndpointClient:
                 served = ", ".join(str(c.get("id")) for c in listed) or "nothing"
                 raise ResumableStop(
                     f"{m.url} does not serve model {self.model!r} (it serves: {served}); "
-                    "nothing was run"
+                    "nothing was run",
+                    resume_when=f"{m.url} serves model {self.model!r}",
                 )
             cards[m.url] = card
         if not cards:
             raise ResumableStop(
                 f"the endpoint of model {self.model!r} is unreachable: {'; '.join(unreachable)}; "
-                "nothing was run"
+                "nothing was run",
+                resume_when=f"the endpoint of model {self.model!r} is reachable",
             )
         if self.revision is not None:
             return model_identity(self.model, revision=self.revision)
@@ -322,7 +324,8 @@ class EndpointClient:
                 f"the replicas of model {self.model!r} report different models ("
                 + "; ".join(f"{url}: {ident}" for url, ident in seen.items())
                 + "); if they hold the same weights, declare `revision:` for the model in the "
-                "deployment file; nothing was run"
+                "deployment file; nothing was run",
+                resume_when=f"the replicas of model {self.model!r} agree",
             )
         return next(iter(seen.values()))
 
@@ -388,7 +391,8 @@ class EndpointClient:
         if self.tripped is not None:
             raise ResumableStop(
                 f"{self.tripped}; stopped instead of spending on (the samples drawn so far are "
-                "cached)"
+                "cached)",
+                resume_when=f"the endpoint of model {self.model!r} answers again",
             )
 
     def _pick(self, tried: set[str]) -> _Member | None:
@@ -544,7 +548,7 @@ class Endpoints:
         try:
             return embedded_base_url(start=self.start_embedded).rstrip("/")
         except EmbeddedServerError as e:
-            raise ResumableStop(str(e)) from None
+            raise ResumableStop(str(e), resume_when="the embedded server runs") from None
 
     def client(self, name: str, endpoint: str | None = None) -> EndpointClient:
         """The client of model `name` (its task `endpoint`, else its deployment entry)."""

@@ -134,21 +134,26 @@ class Sampler:
             choice.name, choice.endpoint, cache=self.cache if replay else None
         )
         key = request_key(identity, messages, params)
-        calls = 0
-        async with self.cache.lock(key):
+        calls = drawn = 0
+        if replay:
             missing = self.cache.missing(key, count)
-            if missing and replay:
+            if missing:
                 question = str(messages[-1]["content"]).replace("\n", " ")[:80]
                 raise TrialError(
                     f"cache-only: sample {missing[0]} (of {count}) of model {model!r} at stage "
                     f"{stage!r} is not cached (prompt {key[:12]}: {question!r}...)"
                 )
-            if missing:
-                # (not `tally.calls += await ...`: that reads the counter before the await and
-                # loses the other coroutines' increments)
-                calls = await self._fill(choice, model, key, messages, dict(params), missing)
-                tally.calls += calls
-            have = self.cache.samples(key, count)
+        else:
+            # each missing sample drawn once, across this process's trials and other processes
+            # sharing the cache; (not `tally.calls += await ...`: that reads the counter before
+            # the await and loses the other coroutines' increments)
+            calls, drawn = await self.cache.fill(
+                key,
+                count,
+                lambda indexes: self._fill(choice, model, key, messages, dict(params), indexes),
+            )
+            tally.calls += calls
+        have = self.cache.samples(key, count)
         if len(have) < count:
             raise TrialError(
                 f"model {model!r}: only {len(have)} of {count} samples could be stored"
@@ -158,7 +163,7 @@ class Sampler:
         tally.prompt_tokens += prompt_tokens
         tally.samples += count
         tally.completion_tokens += sum(s.completion_tokens for s in have)
-        tally.cached_samples += count - len(missing)
+        tally.cached_samples += count - drawn
         return Drawn(have, prompt_tokens, calls)
 
     async def _fill(

@@ -1,11 +1,12 @@
-"""Code generation with real execution (MBPP): plan, then S programs, the first that passes the
-problem's visible assert wins; scored by executing every assert.
+"""Code generation with real execution (MBPP): S programs, the first that passes the problem's
+visible assert wins, scored by executing every assert; optionally after a plan.
 
 Items are MBPP rows (`tasks/data/mbpp/`): `prompt` (the problem), `test` (its assert lines),
 `task_id`. The model sees the first assert (it names the function and its arguments); the
-program is picked with it and scored on all of them.
+program is picked with it and scored on all of them. Stages:
 
-1. plan: a short plan from the problem and the first assert (the stage's aggregator: `first`).
+1. plan (optional: a task without a `plan` stage codes at once): a short plan from the problem
+   and the first assert (the stage's aggregator: `first`).
 2. code: S programs from the problem, the first assert and the plan. Each runs against that
    assert in the sandbox; the stage's aggregator (`first`, or `vote`) chooses among the programs
    that pass it, or among all of them when none does.
@@ -14,7 +15,7 @@ program is picked with it and scored on all of them.
 is the share that pass. Generated code only ever runs through `agenttts.pipeline.run_tests`: a
 separate process with a timeout and a memory limit, never the search process. A stage's
 `settings.prompt` replaces its prompt file (placeholders: `{problem}`, `{test}`, and `{plan}`
-for code).
+for code: "Plan:" and the plan, or nothing).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from agenttts.tasks.pipelines.stage_config import (
 )
 
 METRICS = ("pass@tests", "asserts")
-PROMPTS = {"plan": "mbpp-plan.txt", "code": "mbpp-code.txt"}
+PLAN = "plan"  # the optional stage (a name, not a literal `stages[...]`: see `check`)
+PROMPTS = {PLAN: "mbpp-plan.txt", "code": "mbpp-code.txt"}
 TIMEOUT_S = 10.0  # one program against its asserts; MBPP's reference solutions take milliseconds
 
 
@@ -61,13 +63,16 @@ def execute(code: str, tests: tuple[str, ...]) -> TestRun:
 
 
 async def pipeline(item: dict[str, Any], stages: Stages) -> str:
-    plan_stage, code_stage = stages["plan"], stages["code"]
     problem, test = str(item["prompt"]), str(item["test"][0])
+    plan = ""
+    if PLAN in stages:
+        plan_stage = stages[PLAN]
+        samples = await plan_stage.sample(prompt(plan_stage).messages(problem=problem, test=test))
+        written = await plan_stage.aggregate([s.text.strip() for s in samples], question=problem)
+        plan = f"\nPlan:\n{written}\n" if written else ""
 
-    samples = await plan_stage.sample(prompt(plan_stage).messages(problem=problem, test=test))
-    plan = await plan_stage.aggregate([s.text.strip() for s in samples], question=problem)
-
-    messages = prompt(code_stage).messages(problem=problem, test=test, plan=plan or "(no plan)")
+    code_stage = stages["code"]
+    messages = prompt(code_stage).messages(problem=problem, test=test, plan=plan)
     programs = [strip_code_fence(s.text) for s in await code_stage.sample(messages)]
     runs = await asyncio.gather(*(asyncio.to_thread(execute, p, (test,)) for p in programs))
     passing = [p for p, run in zip(programs, runs, strict=True) if run.all_passed]
@@ -85,13 +90,22 @@ async def score(prediction: str, item: dict[str, Any]) -> dict[str, float]:
 
 def check(task: Task) -> list[Problem]:
     """What `task validate` adds for this pipeline, before anything is spent."""
+    names = task.stage_names
+    if names not in (["code"], [PLAN, "code"]):
+        return [
+            Problem(
+                field="stages",
+                message=f"mbpp runs the stages [code] or [{PLAN}, code], in that order; "
+                f"the task declares {names}",
+            )
+        ]
     problems = [
         *stage_problems(
             task,
-            "plan",
+            PLAN,
             settings=Settings,
             aggregators={"first"},
-            default_prompt=PROMPTS["plan"],
+            default_prompt=PROMPTS[PLAN],
             placeholders={"problem", "test"},
         ),
         *stage_problems(

@@ -66,7 +66,7 @@ def test_kgqa_one_trial(embedded_server: str, tmp_path: Path):
 
 
 def test_mbpp_one_trial_pass_rate_from_executed_asserts(embedded_server: str, tmp_path: Path):
-    config = Config.of({"plan": ("smollm2", 1), "code": ("smollm2", 2)})
+    config = Config.of({"code": ("smollm2", 2)})
     before = mbpp.execute.cache_info()
     result = check_one_trial_then_cached("mbpp.yaml", config, tmp_path / "samples.sqlite")
     executed = mbpp.execute.cache_info().misses - before.misses

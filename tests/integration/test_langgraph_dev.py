@@ -152,4 +152,4 @@ def test_a_bad_setting_over_http_gets_the_cli_message(server, tmp_path):
         "error": "InputError",
         "message": "batch_size must be at least 1; no_insights may hold only 1, 2, 3 (got [4])",
     }
-    assert state["next"] == ["init_by_preference"] and state["values"]["archive"] == []
+    assert state["next"] == ["init_trials"] and state["values"]["archive"] == []

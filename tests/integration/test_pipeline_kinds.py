@@ -380,3 +380,29 @@ def test_a_user_graph_runs_inside_the_search_graph(stub, tmp_path):
         outer = builder.compile(checkpointer=saver)
         final = outer.invoke({}, {"configurable": {"thread_id": "t"}}, durability="sync")
     assert final["em"] == 0.75
+
+
+def test_a_subset_of_the_items_runs_only_those_and_scores_each(stub, tmp_path):
+    """Racing's contract on a live pipeline: `items` runs those items of the split and reports
+    each one's main metric; the search cost counts only samples the cache did not hold."""
+    task = load_task(python_task(tmp_path, stub.url, "answer"))
+    config = Config.of({"qa": ("m", 3)})
+    per_item = task.stages[0].cost("m", 3)
+
+    async def go(items: list[int] | None) -> tuple[TrialResult, int]:
+        async with make_executor(task, cache=str(tmp_path / "c.sqlite")) as ex:
+            (result,) = await ex.run([config], "train", items)
+            return result, stats(ex)
+
+    part, calls = asyncio.run(go([3, 1]))
+    assert part.ok and calls == 2 and part.details["items"] == 2
+    assert part.item_ids == [3, 1] and part.fidelity == 0.5 and part.split_size == 4
+    assert part.item_scores is not None and len(part.item_scores) == 2
+    assert part.metrics["em"] == sum(part.item_scores) / 2
+    assert part.search_cost == pytest.approx(per_item * 2)
+
+    whole, calls = asyncio.run(go(None))
+    assert whole.ok and calls == 2  # the other two items only: the first two are cached
+    assert whole.stages["qa"].cached_samples == 2 * 3
+    assert whole.search_cost == pytest.approx(per_item * 4 * (1 - 6 / 12))
+    assert whole.metrics["em"] == 0.75 and whole.item_ids is None

@@ -63,3 +63,49 @@ def test_kill_9_anywhere_then_the_same_command_gives_the_uninterrupted_archive(
         if t["status"] != "rejected"
     ]
     assert len(keys) == len(set(keys))
+
+
+def test_kill_9_during_races_loses_and_repeats_no_partial_evaluation(tmp_path, checkpoint_db):
+    """The same with racing on (`--racing 0.25`, random proposals on a simulated task, so many
+    configurations are dropped after a share of the items): every rung is a checkpoint, and a
+    kill between or inside rungs resumes the race where it stood. The archive -- fidelities,
+    per-item scores and search costs included -- is the uninterrupted one."""
+
+    def racing(cmd: list[str]) -> list[str]:
+        cmd = [c if c != "insight" else "random" for c in cmd]
+        return [*cmd, "--racing", "0.25"]
+
+    ref_db = checkpoint_db("ref")
+    run_to_end(racing(command(Path("sim-2wiki"), ref_db, tmp_path / "ref-reports")))
+    reference = finished_state(ref_db)
+    assert reference["status"] == "finished"
+    dropped = [t for t in reference["archive"] if t["fidelity"] < 1.0]
+    assert dropped and len(dropped) < len(reference["archive"])  # a race, with winners
+    with checkpoint_counter(ref_db) as count:
+        total = count("k")
+
+    db = checkpoint_db("killed")
+    cmd = racing(command(Path("sim-2wiki"), db, tmp_path / "reports"))
+    kill_at = [total // 5, total // 3, total // 2, (2 * total) // 3, (5 * total) // 6, total - 3]
+    landed, mid_race = 0, 0
+    with checkpoint_counter(db) as count:
+        for target in kill_at:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            while count("k") < target and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                landed += 1
+            proc.wait(timeout=30)
+            state = finished_state(db)
+            mid_race += any(p.get("prior") for p in state.get("pending") or [])
+            if state["status"] == "finished":
+                break
+    assert landed >= 3, f"only {landed} kill(s) landed mid-run"
+    assert mid_race >= 1, "no kill landed while a race was in flight"
+    run_to_end(cmd)
+    resumed = finished_state(db)
+    assert comparable(resumed) == comparable(reference)
+    keys = [json.dumps(t["config"], sort_keys=True) for t in resumed["archive"]]
+    assert len(keys) == len(set(keys))  # one trial per configuration, partial or whole

@@ -61,8 +61,8 @@ def mbpp_item() -> dict[str, Any]:
     return load_items(TASKS / "data/mbpp/mbpp_40.jsonl")[0]
 
 
-def test_mbpp_picks_the_program_that_passes_the_visible_assert_and_scores_every_assert():
-    task = load_task(TASKS / "mbpp.yaml")
+def test_mbpp_plans_then_picks_the_program_that_passes_the_visible_assert():
+    task = load_task(TASKS / "paper-mbpp.yaml")
     item = mbpp_item()
     programs = [
         "def nothing(): pass",  # fails the visible assert (no such function)
@@ -77,11 +77,26 @@ def test_mbpp_picks_the_program_that_passes_the_visible_assert_and_scores_every_
         assert "1. compute it" in messages[-1]["content"]  # ... and the plan
         return programs[i]
 
-    config = Config.of({"plan": ("smollm2", 1), "code": ("smollm2", 3)})
+    config = Config.of(
+        {"plan": ("llama-3.1-8b-instruct", 1), "code": ("qwen2.5-coder-7b-instruct", 3)}
+    )
     chosen, calls = run_pipeline(mbpp.pipeline, task, config, item, reply)
     assert calls == ["plan", "code"]
     assert chosen.strip() == item["code"].strip()
     assert asyncio.run(mbpp.score(chosen, item)) == {"pass@tests": 1.0, "asserts": 1.0}
+
+
+def test_mbpp_without_a_plan_stage_codes_at_once():
+    task = load_task(TASKS / "mbpp.yaml")
+    item = mbpp_item()
+    config = Config.of({"code": ("smollm2", 2)})
+
+    def reply(stage, messages, i):
+        assert "Plan" not in messages[-1]["content"]
+        return ["x = 1", item["code"]][i]
+
+    chosen, calls = run_pipeline(mbpp.pipeline, task, config, item, reply)
+    assert calls == ["code"] and chosen.strip() == item["code"].strip()
 
     # none passes the visible assert: the stage's aggregator (`first`) takes sample 0
     chosen, _ = run_pipeline(mbpp.pipeline, task, config, item, lambda s, m, i: "x = 1")
@@ -100,10 +115,8 @@ def test_mbpp_generated_shell_commands_and_endless_loops_stay_in_the_sandbox(
         f"import os\nos.system('touch {target}')\n",
         "def f():\n    pass\nwhile True:\n    pass\n",
     ]
-    config = Config.of({"plan": ("smollm2", 1), "code": ("smollm2", 2)})
-    chosen, _ = run_pipeline(
-        mbpp.pipeline, task, config, item, lambda s, m, i: "plan" if s == "plan" else programs[i]
-    )
+    config = Config.of({"code": ("smollm2", 2)})
+    chosen, _ = run_pipeline(mbpp.pipeline, task, config, item, lambda s, m, i: programs[i])
     assert chosen == programs[0].strip()  # neither passed the visible assert: sample 0
     assert asyncio.run(mbpp.score(chosen, item))["pass@tests"] == 0.0
     assert not target.exists()
@@ -254,7 +267,7 @@ def test_bundled_task_files_validate(name: str):
 
 def test_bad_variants_are_reported_before_any_spend(tmp_path: Path):
     def code_aggregator(raw):
-        raw["stages"][1]["aggregator"] = "vote_ids"
+        raw["stages"][0]["aggregator"] = "vote_ids"
 
     assert any("stages[code].aggregator" in p for p in problems_of("mbpp.yaml", code_aggregator))
 
@@ -264,7 +277,7 @@ def test_bad_variants_are_reported_before_any_spend(tmp_path: Path):
     def plan_prompt(raw):
         raw["stages"][0]["settings"]["prompt"] = str(prompt)
 
-    found = problems_of("mbpp.yaml", plan_prompt)
+    found = problems_of("paper-mbpp.yaml", plan_prompt)
     assert any("lacks the placeholder(s) ['test']" in p for p in found)
     assert any("names ['nonsense']" in p for p in found)
 
@@ -272,6 +285,13 @@ def test_bad_variants_are_reported_before_any_spend(tmp_path: Path):
         raw["metrics"] = ["pass@tests", "hits@1"]
 
     assert any("unknown ['hits@1']" in p for p in problems_of("mbpp.yaml", metric))
+
+    def code_before_plan(raw):
+        raw["stages"].reverse()
+
+    assert any(
+        "[plan, code], in that order" in p for p in problems_of("paper-mbpp.yaml", code_before_plan)
+    )
 
     def bm25_answers(raw):
         raw["stages"][1]["models"].append({"name": "bm25", "kind": "bm25", "fixed_cost": 0.01})

@@ -21,8 +21,10 @@ import yaml
 from agenttts.environment.executor import (
     Executor,
     HasCallStats,
+    HasItems,
     HasOptimum,
     PerConfigExecutor,
+    ReplaysCache,
     TrialResult,
 )
 from agenttts.environment.registry import EXECUTORS, executor_class, make_executor, run_batch
@@ -30,7 +32,7 @@ from agenttts.environment.space import Config
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Task
 from agenttts.environment.task_loading import load_task, parse_task
-from agenttts.errors import ResumableStop
+from agenttts.errors import InputError, ResumableStop
 
 TASKS = Path(__file__).resolve().parents[2] / "tasks"
 
@@ -203,9 +205,9 @@ def test_run_checks_once_keeps_order_and_closes(kind: str, tmp_path: Path, monke
     closed: list[bool] = []
     evaluate_batch, aclose = cls._evaluate_batch, cls.aclose
 
-    async def spy_batch(self: Executor, configs: Sequence[Config], split: Split):
+    async def spy_batch(self: Executor, configs: Sequence[Config], split: Split, items: Any):
         reached.append(list(configs))
-        return await evaluate_batch(self, configs, split)
+        return await evaluate_batch(self, configs, split, items)
 
     async def spy_close(self: Executor) -> None:
         closed.append(True)
@@ -240,7 +242,9 @@ class Exploding(Executor):
     kind = "exploding"
     error: Exception = RuntimeError("boom")
 
-    async def _evaluate_batch(self, configs: Sequence[Config], split: Split) -> list[TrialResult]:
+    async def _evaluate_batch(
+        self, configs: Sequence[Config], split: Split, items: tuple[int, ...] | None
+    ) -> list[TrialResult]:
         raise self.error
 
 
@@ -265,7 +269,9 @@ class OneStops(PerConfigExecutor):
     kind = "one-stops"
     finished: list[int]
 
-    async def _evaluate(self, config: Config, split: Split) -> TrialResult:
+    async def _evaluate(
+        self, config: Config, split: Split, items: tuple[int, ...] | None
+    ) -> TrialResult:
         samples = config["qa"].samples
         if samples == 1:
             await asyncio.sleep(0.01)
@@ -303,12 +309,54 @@ def test_capabilities_are_declared_protocols(tmp_path):
         (tmp_path / kind).mkdir()
         case = build(tmp_path / kind)
         ex = make_executor(case.task, **case.overrides)  # holds nothing: no `async with` needed
-        declared[kind] = (isinstance(ex, HasOptimum), isinstance(ex, HasCallStats))
+        declared[kind] = tuple(
+            isinstance(ex, p) for p in (HasOptimum, HasCallStats, HasItems, ReplaysCache)
+        )
+    # replays sweep their feasible set (environment/sweep.py); all but the grid race
     assert declared == {
-        "grid": (True, False),  # replays sweep their feasible set (environment/sweep.py)
-        "samples": (True, False),
-        "simulated": (True, False),
-        "live": (False, True),
-        "python": (False, True),
-        "chain": (False, True),
+        "grid": (True, False, False, False),
+        "samples": (True, False, True, True),
+        "simulated": (True, False, True, False),
+        "live": (False, True, True, False),
+        "python": (False, True, True, False),
+        "chain": (False, True, True, False),
     }
+
+
+@pytest.mark.parametrize("kind", ["samples", "simulated"])
+def test_a_subset_of_items_is_scored_per_item_and_combines_into_the_whole(kind, tmp_path):
+    """`run(..., items=...)`: per-item scores whose mean is the metric, fidelity and search cost
+    in proportion to the items; two halves combine into exactly the full-split result."""
+    case = CASES[kind](tmp_path)
+    main = case.task.main_metric
+    probe = make_executor(case.task, **case.overrides)
+    assert isinstance(probe, HasItems)
+    n = probe.split_size("train")
+
+    async def go(items: Sequence[int] | None) -> list[TrialResult]:
+        async with make_executor(case.task, **case.overrides) as ex:
+            return await ex.run(case.valid, "train", items)
+
+    whole = asyncio.run(go(None))
+    first, rest = asyncio.run(go(range(0, n, 2))), asyncio.run(go(range(1, n, 2)))
+    for full, a, b in zip(whole, first, rest, strict=True):
+        assert full.ok and a.ok and b.ok and full.fidelity == 1.0 and full.item_ids is None
+        assert a.item_ids == list(range(0, n, 2)) and a.fidelity == len(a.item_ids) / n
+        assert a.item_scores is not None and len(a.item_scores) == len(a.item_ids)
+        assert a.metrics[main] == pytest.approx(sum(a.item_scores) / len(a.item_scores))
+        assert a.search_cost == pytest.approx(full.search_cost * a.fidelity)
+        both = a.combined(b)
+        assert both.fidelity == 1.0 and both.metrics[main] == pytest.approx(full.metrics[main])
+        assert both.search_cost == pytest.approx(full.search_cost)
+        with pytest.raises(ValueError, match="share items"):
+            a.combined(a)
+
+
+def test_an_aggregate_executor_refuses_a_subset_before_running(tmp_path):
+    case = grid_case(tmp_path)
+    with pytest.raises(InputError, match="aggregate scores only"):
+        run_batch(case.task, case.valid, "train", items=[0])
+    sim = simulated_case(tmp_path)
+    for bad in ([0, 0], [10], []):
+        with pytest.raises(InputError, match="distinct positions"):
+            run_batch(sim.task, sim.valid, "train", items=bad)

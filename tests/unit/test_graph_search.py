@@ -153,7 +153,7 @@ def test_a_bad_context_given_as_a_dict_stops_at_the_first_node_with_the_cli_mess
             graph.invoke({"task": task_file}, cfg, context=bad, durability="sync")
         assert str(err.value) == expected
         snap = graph.get_state(cfg)
-    assert snap.next == ("init_by_preference",) and not snap.values.get("archive")
+    assert snap.next == ("init_trials",) and not snap.values.get("archive")
 
 
 def test_stops_at_the_target(tmp_path, task_file):

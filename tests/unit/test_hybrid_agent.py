@@ -35,7 +35,10 @@ GOOD = {
     "retrieval": {"model": "qwen2.5-72b", "samples": 1},
     "qa": {"model": "llama-3.1-8b", "samples": 20},
 }
-INIT = {"retrieval": {"model": "qwen2.5-72b", "samples": 1}, "qa": {"model": "llama-3.1-70b", "samples": 1}}  # fmt: skip
+INIT = {
+    "retrieval": {"model": "qwen2.5-72b", "samples": 1},
+    "qa": {"model": "llama-3.1-70b", "samples": 1},
+}
 PROPOSAL = {"configs": [OVER, GOOD, INIT], "rationale": "more qa samples"}
 
 

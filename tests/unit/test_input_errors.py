@@ -62,7 +62,7 @@ def test_a_db_that_cannot_be_written_or_is_a_folder(tmp_path, capsys):
 def test_a_corrupt_database_is_refused_on_open(tmp_path, capsys):
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"not a database at all" * 100)
-    assert "cannot be used as a SQLite database" in fails(capsys, "runs", "--db", str(garbage))
+    assert "file is not a database" in fails(capsys, "runs", "--db", str(garbage))
     # Partly corrupt: reads work until a damaged page is hit; quick_check finds it on open.
     part = tmp_path / "part.sqlite"
     con = sqlite3.connect(part)
@@ -74,7 +74,7 @@ def test_a_corrupt_database_is_refused_on_open(tmp_path, capsys):
         f.seek(4096 * 20 + 10)
         f.write(b"\xff" * 64)
     err = fails(capsys, "search", SIM, "--proposer", "insight", "--db", str(part))
-    assert "is damaged (SQLite's quick_check:" in err
+    assert "is damaged or no SQLite database (SQLite's quick_check:" in err
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph.runtime import Runtime
@@ -12,7 +13,8 @@ from agenttts.archive import Archive
 from agenttts.environment.space import config_cost, largest_single_sample_config, max_samples_for
 from agenttts.environment.task_loading import load_task
 from agenttts.graph.context import Context
-from agenttts.nodes.init_by_preference import init_by_preference
+from agenttts.nodes.init_preferences import init_preferences
+from agenttts.nodes.init_trials import init_trials
 from agenttts.proposers import PROPOSERS
 from agenttts.proposers.base import AgentUsage, Preferences, Proposal, Proposer
 from agenttts.proposers.insight.preferences import preference_configs
@@ -75,25 +77,33 @@ def test_a_model_too_large_for_its_share_still_gets_one_sample(tmp_path):
     assert largest_single_sample_config(task) in configs
 
 
-def test_node_runs_the_initial_trials_and_records_preferences(tmp_path, monkeypatch):
+def test_nodes_run_the_initial_trials_then_record_preferences(tmp_path, monkeypatch):
     monkeypatch.setitem(PROPOSERS, "prefers", f"{__name__}:Prefers")
     monkeypatch.setitem(PROPOSERS, "broken", f"{__name__}:Broken")
     task_file = str(write_grid_task(tmp_path, budget=1200))
-    update = init_by_preference({"task": task_file}, Runtime(context=Context(proposer="prefers")))
-    trials = Archive.from_state(update)
+    ran = init_trials({"task": task_file}, Runtime(context=Context(proposer="prefers")))
+    trials = Archive.from_state(ran)
     assert [t.trial_id for t in trials] == [0, 1, 2, 3]
     assert all(t.phase == "init" and t.iteration == 0 and t.status == "ok" for t in trials)
+    assert ran["settings"]["proposer"] == "prefers"
+    assert "preferences" not in ran  # the trials alone: checkpointed before the agent is asked
+
+    state: Any = {"task": task_file, **ran}
+    update = init_preferences(state, Runtime(context=Context(proposer="prefers")))
     assert update["preferences"] == {"retrieval": "r-72b", "qa": "qa-3b"}
     assert update["preference_notes"] == "why"
     assert update["agent_usage"]["calls"] == 1 and update["agent_usage"]["prompt_tokens"] == 7
-    assert update["settings"]["proposer"] == "prefers"
+    assert "archive" not in update
 
-    broken = init_by_preference({"task": task_file}, Runtime(context=Context(proposer="broken")))
-    assert len(broken["archive"]) == 4 and "preferences" not in broken
+    unset: Any = {**state, "settings": None}  # (the broken proposer is another setting)
+    broken = init_preferences(unset, Runtime(context=Context(proposer="broken")))
+    assert "preferences" not in broken
     assert broken["agent_failures"] == [
-        {"iteration": 0, "node": "init_by_preference", "error": "ValueError: unparseable"}
+        {"iteration": 0, "node": "init_preferences", "error": "ValueError: unparseable"}
     ]
-    skipped = init_by_preference(
+    skipped = init_trials(
         {"task": task_file}, Runtime(context=Context(proposer="prefers", no_insights=[1]))
     )
     assert "archive" not in skipped
+    nothing: Any = {"task": task_file, **skipped}
+    assert init_preferences(nothing, Runtime(context=Context())) == {}

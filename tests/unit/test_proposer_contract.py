@@ -2,9 +2,10 @@
 sampler tests do): a new proposer is one module plus its registration line, and this test covers it.
 
 The contract (see `agenttts.proposers.base.Proposer`): the registered name is the class's name;
-`initial_configs` is None or feasible configurations with a reason; `propose` returns at most
-`batch_size` configurations of the task's stages; and a proposer is a pure function of its context,
-so a fresh instance asked the same question (a resumed run) proposes the same; an optional hook
+`initial_configs` is None or feasible configurations with a reason; `propose` returns configurations
+of the task's stages of which at most `batch_size` would run (the screen records the rest); and a
+proposer is a pure function of its context, so a fresh instance asked the same question (a resumed
+run) proposes the same; an optional hook
 returns its declared type, or raises AgentError for an unusable agent answer (which the node
 records). LLM proposers run against a real wire-level HTTP server with canned answers.
 """
@@ -24,6 +25,7 @@ from agenttts.errors import AgentError
 from agenttts.graph.context import Context
 from agenttts.proposers import PROPOSERS, make_proposer, proposer_class
 from agenttts.proposers.base import Guidelines, Preferences, ProposalContext, ProposerSettings
+from agenttts.proposers.screening import screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "proposers"))
@@ -83,8 +85,9 @@ def test_proposals_fill_at_most_a_batch_of_the_tasks_stages(name, task, agent_ur
     proposer = make_proposer(name, settings(agent_url))
     archive, proposals, _ = drive(task, proposer, iterations=3, batch_size=3, strict=False)
     assert len(proposals) == 3
-    for proposal in proposals:
-        assert len(proposal.configs) <= 3
+    for iteration, proposal in enumerate(proposals, start=1):
+        before = Archive([t for t in archive if t.iteration < iteration])
+        assert len(screen(task, proposal.configs, before).accepted) <= 3
         for config in proposal.configs:
             assert set(config.root) == set(task.stage_names)
     assert Archive(archive).executed(), "three iterations ran nothing"

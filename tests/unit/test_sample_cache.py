@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from agenttts.environment.live.cache import Sample, SampleCache, request_key
+import pytest
+
+from agenttts.environment.live.cache import CLAIM_TTL_S, Sample, SampleCache, request_key
 
 MSG = [{"role": "user", "content": "Q?"}]
 PARAMS = {"temperature": 0.9, "top_p": 1.0, "max_tokens": 8}
@@ -82,3 +89,65 @@ def test_several_processes_share_one_file(tmp_path: Path):
         assert p.exitcode == 0
     stats = SampleCache(path).stats()
     assert stats == {"prompts": 3 * 40 + 1, "samples": 3 * 40 * 5 + 5}
+
+
+# --- claims: each missing sample drawn by one process only -------------------------------------
+
+
+def claim_row(cache: SampleCache, key: str, idx: int, *, host: str, pid: int, beat: float) -> None:
+    with cache.db.conn:
+        cache.db.execute(
+            "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)", [key, idx, "other", host, pid, beat]
+        )
+
+
+def recorder(cache: SampleCache, key: str, asked: list[list[int]]):
+    async def draw(indexes: list[int]) -> int:
+        asked.append(list(indexes))
+        cache.put(
+            key, model="m", messages=[], params={}, prompt_tokens=1,
+            samples=[Sample(i, f"s{i}", 1) for i in indexes],
+        )  # fmt: skip
+        return len(indexes)
+
+    return draw
+
+
+def test_fill_draws_the_unclaimed_waits_for_a_live_claim_and_takes_over_stale_ones(tmp_path):
+    cache = SampleCache(tmp_path / "c.sqlite")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    now = time.time()
+    claim_row(cache, "k", 0, host=cache.host, pid=dead.pid, beat=now)  # its process is gone
+    claim_row(cache, "k", 1, host="elsewhere", pid=1, beat=now - CLAIM_TTL_S - 1)  # no heartbeat
+    claim_row(cache, "k", 2, host=cache.host, pid=os.getpid(), beat=now)  # alive: wait for it
+    asked: list[list[int]] = []
+
+    async def other_process_finishes() -> None:
+        await asyncio.sleep(0.3)
+        cache.put("k", model="m", messages=[], params={}, prompt_tokens=1,
+                  samples=[Sample(2, "theirs", 1)])  # fmt: skip
+        with cache.db.conn:
+            cache.db.execute("DELETE FROM claims WHERE owner = 'other'")
+
+    async def go() -> tuple[int, int]:
+        done, _ = await asyncio.gather(
+            cache.fill("k", 4, recorder(cache, "k", asked)), other_process_finishes()
+        )
+        return done
+
+    assert asyncio.run(go()) == (3, 3)
+    assert asked == [[0, 1, 3]]  # index 2 was not drawn here: the live claim's holder stored it
+    assert [s.text for s in cache.samples("k", 4)] == ["s0", "s1", "theirs", "s3"]
+    assert cache.db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+def test_a_failed_draw_drops_its_claims(tmp_path):
+    cache = SampleCache(tmp_path / "c.sqlite")
+
+    async def fail(indexes: list[int]) -> int:
+        raise RuntimeError("down")
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(cache.fill("k", 2, fail))
+    assert cache.db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0

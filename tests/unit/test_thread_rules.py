@@ -100,7 +100,9 @@ def test_runs_shows_a_stop_in_one_short_line(tmp_path, task_file, monkeypatch):
     with pytest.raises(Exception, match="could not be reached"):
         run_search(task_file, "s", db, settings(tmp_path, **unreachable))
     [run] = list_runs(db)
-    assert run.status.startswith("stopped in ") and ": agent endpoint http://127.0.0.1:9" in run.status
+    assert (
+        run.status.startswith("stopped in ") and ": agent endpoint http://127.0.0.1:9" in run.status
+    )
     assert len(run.status) <= 100 and "ResumableStop(" not in run.status
     assert run.error is not None and run.error.endswith(
         "could not be reached: OpenAIConnectionError"

@@ -14,9 +14,11 @@ from agenttts.environment.space import (
     Config,
     StageConfig,
     cheapest_config,
+    fewest_samples,
     fit_budget,
     max_samples_for,
     max_samples_given,
+    snap_samples,
     within_budget,
 )
 from agenttts.environment.task import Stage, Task
@@ -31,9 +33,9 @@ class Move:
     why: str
 
 
-def geo_mid(a: int, b: int) -> int:
-    """Rounded geometric midpoint of two sample counts (bisection in log-space)."""
-    return round(math.sqrt(a * b))
+def geo_mid(stage: Stage, a: int, b: int) -> int:
+    """The allowed sample count nearest the geometric midpoint of two (bisection in log-space)."""
+    return snap_samples(stage, math.sqrt(a * b))
 
 
 def combined_start(task: Task, prefs: dict[str, str]) -> Config:
@@ -42,7 +44,8 @@ def combined_start(task: Task, prefs: dict[str, str]) -> Config:
     out: dict[str, tuple[str, int]] = {}
     for s in task.stages:
         model = prefs.get(s.name) or s.largest_model().name
-        out[s.name] = (model, max(1, max_samples_for(s, model, shares[s.name] * task.budget)))
+        top = max_samples_for(s, model, shares[s.name] * task.budget)
+        out[s.name] = (model, max(fewest_samples(s, model), top))
     config = Config.of(out)
     fitted = fit_budget(task, config, keep="")
     return fitted or cheapest_config(task)
@@ -80,18 +83,17 @@ def sample_probes(
     s_c = center[stage.name].samples
     tried = line_scores(task, trials, center, stage.name)
     tried.setdefault(s_c, 0.0)
-    cap = stage.max_samples
     lower = [s for s in tried if s < s_c]
     upper = [s for s in tried if s > s_c]
     probes: list[int] = []
-    if peaked and s_c > 1:
+    if peaked and s_c > fewest_samples(stage, center[stage.name].model):
         lo = max(lower) if lower else None
-        p = max(1, s_c // 2) if lo is None else geo_mid(lo, s_c)
+        p = snap_samples(stage, s_c / 2, "down") if lo is None else geo_mid(stage, lo, s_c)
         if p < s_c and p not in tried and (lo is None or p > lo):
             probes.append(p)
     hi = min(upper) if upper else None
-    if s_c < cap:
-        p = min(cap, s_c * 2) if hi is None else geo_mid(s_c, hi)
+    if s_c < stage.max_samples and stage.model(center[stage.name].model).kind == "llm":
+        p = snap_samples(stage, s_c * 2, "up") if hi is None else geo_mid(stage, s_c, hi)
         if p > s_c and p not in tried and (hi is None or p < hi):
             probes.append(p)
     return probes, not probes
@@ -104,15 +106,20 @@ def candidate_moves(
     prefs: dict[str, str],
     no: frozenset[int],
     flat: bool,
+    rng: random.Random | None = None,
 ) -> list[Move]:
-    """Every move worth trying around `center`, best first."""
+    """Every move worth trying around `center`, best first; the stages take turns in the
+    seed's order (`rng`; None: pipeline order)."""
     peaked = 2 not in no
     trade = 3 not in no
     stages = task.stages
     local: list[Move] = []
     traded: list[Move] = []
     swaps: list[Move] = []
-    for i, stage in enumerate(stages):
+    order = list(enumerate(stages))
+    if rng is not None:
+        rng.shuffle(order)
+    for i, stage in order:
         sc = center[stage.name]
         probes, _ = sample_probes(task, trials, center, stage, peaked=peaked)
         for s in probes:
@@ -140,7 +147,7 @@ def candidate_moves(
         for model in ranked_models(task, stage, trials, prefs):
             if model == sc.model:
                 continue
-            s = max(1, max_samples_for(stage, model, own))
+            s = max(fewest_samples(stage, model), max_samples_for(stage, model, own))
             cfg = center.with_stage(stage.name, model, s)
             if not within_budget(task, cfg):
                 if not trade:
@@ -158,15 +165,15 @@ def candidate_moves(
                 cfg = center.with_stage(stage.name, m.name, sc.samples)
                 down = stages[i + 1]
                 dsc = center[down.name]
-                cfg = cfg.with_stage(down.name, dsc.model, max(1, dsc.samples // 2))
+                cfg = cfg.with_stage(down.name, dsc.model, snap_samples(down, dsc.samples / 2))
                 fitted = fit_budget(task, cfg, keep=stage.name)
                 if fitted is not None:
                     traded.append(
                         Move(fitted, f"{stage.name}: stronger {m.name}; {down.name} samples less")
                     )
     # Interleave so each stage and each kind of move gets an early slot.
-    ordered = _interleave(local, traded)
-    return _interleave(ordered, swaps) if flat or 1 in no else ordered + swaps
+    ordered = interleave(local, traded)
+    return interleave(ordered, swaps) if flat or 1 in no else ordered + swaps
 
 
 def joint_scales(
@@ -182,7 +189,9 @@ def joint_scales(
             {
                 st.name: (
                     center[st.name].model,
-                    max(1, min(st.max_samples, round(center[st.name].samples * f))),
+                    snap_samples(st, center[st.name].samples * f)
+                    if st.model(center[st.name].model).kind == "llm"
+                    else 1,
                 )
                 for st in task.stages
             }
@@ -207,26 +216,100 @@ def fill_moves(task: Task, center: Config, trade: bool) -> list[Move]:
     return out
 
 
-def top_centers(trials: Archive, limit: int = 3) -> list[Config]:
-    """The distinct configurations at the best search score: on a coarse split a tie is a
-    plateau, and the optimum is as likely near any of its members. Full-fidelity trials only:
-    a partial score (racing) is a share of the items, no plateau member."""
-    pool = trials.scored().full().in_phase("search")
-    if not pool:
+def rebalance_moves(
+    task: Task, center: Config, trade: bool, factors: Sequence[float] = (0.5,)
+) -> list[Move]:
+    """Insight 3 with insight 2: the other stages sample less (their peaks may lie lower) and
+    the budget that frees goes to one stage, raised to what the rest leaves. A better upstream
+    lowers what downstream needs, so where the budget goes is searched as a whole. Every stage
+    takes its turn as the one that gains; then pairs (one stage less, one more) follow."""
+    if not trade:
         return []
-    top = max(t.score or 0.0 for t in pool)
-    tied = [t for t in pool if (t.score or 0.0) >= top - 1e-9]
-    tied.sort(key=lambda t: t.trial_id)  # earliest first: starts and structured moves
+    out: list[Move] = []
+    groups = [[s for s in task.stages if s.name != up.name] for up in task.stages]
+    if len(task.stages) > 2:
+        groups += [[d] for d in task.stages]  # pairs: one stage less, each other one more
+    for f in factors:
+        for downs in groups:
+            cut = center
+            for d in downs:
+                sc = cut[d.name]
+                if d.model(sc.model).kind == "llm":
+                    cut = cut.with_stage(d.name, sc.model, snap_samples(d, sc.samples * f))
+            if cut == center:
+                continue
+            lowered = ", ".join(
+                f"{d.name} S {center[d.name].samples}->{cut[d.name].samples}"
+                for d in downs
+                if cut[d.name] != center[d.name]
+            )
+            for up in task.stages:
+                if any(up.name == d.name for d in downs):
+                    continue
+                m = cut[up.name].model
+                top = max_samples_given(task, cut, up, m)
+                if top > cut[up.name].samples:
+                    out.append(
+                        Move(
+                            cut.with_stage(up.name, m, top),
+                            f"{lowered}; {up.name} S {cut[up.name].samples}->{top} takes the "
+                            "budget that frees",
+                        )
+                    )
+    return out
+
+
+def top_centers(task: Task, trials: Archive, rng: random.Random, limit: int = 3) -> list[Config]:
+    """Up to `limit` distinct configurations at the best score (full-fidelity trials, any
+    phase). On a coarse split a tie is a plateau and the optimum is as likely near any of its
+    members: which ones is the seed's choice, so seeds are independent samples."""
+    best = trials.best()
+    if best is None:
+        return []
+    top = best.score or 0.0
+    tied = [t for t in trials.ranked() if t.fidelity >= 1.0 and (t.score or 0.0) >= top - 1e-9]
+    rng.shuffle(tied)
     out: list[Config] = []
     for t in tied:
         if t.config not in out:
             out.append(t.config)
-        if len(out) >= limit:
-            break
+    return out[:limit]
+
+
+def model_probes(task: Task, trials: Archive, center: Config, trade: bool) -> list[Move]:
+    """Insight 1 never locks a stage out of a model: each other model of a stage is tried below
+    the fewest samples it ran so far (its curve may peak lower, insight 2: a small model at four
+    samples can beat a large one at one), with the other stages as in the incumbent."""
+    out: list[Move] = []
+    for stage in task.stages:
+        for model in stage.model_names:
+            if model == center[stage.name].model or stage.model(model).kind != "llm":
+                continue
+            ran = [
+                t.config[stage.name].samples
+                for t in trials.scored()
+                if t.config[stage.name].model == model
+            ]
+            if not ran:
+                continue
+            low = fewest_samples(stage, model)
+            s = geo_mid(stage, low, min(ran))
+            if s >= min(ran):
+                continue
+            cfg = center.with_stage(stage.name, model, s)
+            if not within_budget(task, cfg):
+                fitted = fit_budget(task, cfg, keep=stage.name) if trade else None
+                if fitted is None:
+                    continue
+                cfg = fitted
+            out.append(
+                Move(cfg, f"{stage.name}: {model} below the S it ran at ({min(ran)} -> {s})")
+            )
     return out
 
 
-def _interleave(a: Sequence[Move], b: Sequence[Move]) -> list[Move]:
+def interleave(a: Sequence[Move], b: Sequence[Move]) -> list[Move]:
+    """a[0], b[0], a[1], b[1], ...: each kind of move gets an early slot."""
     out: list[Move] = []
     for k in range(max(len(a), len(b))):
         if k < len(a):
@@ -260,7 +343,9 @@ def neighbourhood(task: Task, center: Config, rng: random.Random) -> Iterable[Co
                 continue
             sc = out[stage.name]
             model = rng.choice(stage.model_names) if rng.random() < 0.25 else sc.model
-            s = max(1, min(stage.max_samples, round(sc.samples * 2 ** rng.uniform(-1.5, 1.5))))
+            s = snap_samples(stage, sc.samples * 2 ** rng.uniform(-1.5, 1.5))
+            if stage.model(model).kind != "llm":
+                s = 1
             out[stage.name] = StageConfig(model=model, samples=s)
         cfg = Config(out)
         if within_budget(task, cfg):

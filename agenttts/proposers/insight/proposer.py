@@ -16,9 +16,12 @@ from agenttts.proposers.insight.moves import (
     candidate_moves,
     combined_start,
     fill_moves,
+    interleave,
     joint_scales,
     line_scores,
+    model_probes,
     neighbourhood,
+    rebalance_moves,
     sample_probes,
     scores_flat,
     start_configs,
@@ -30,6 +33,9 @@ from agenttts.proposers.insight.preferences import (
     preferred_models,
 )
 from agenttts.proposers.insight.surface import surrogate_moves
+
+#: Octaves by which a seed may move the step of a rebalance or joint scaling (0.5: x0.71..x1.41).
+STEP_SPREAD = 0.5
 
 
 class InsightProposer(Proposer):
@@ -58,12 +64,13 @@ class InsightProposer(Proposer):
         return Preferences(models=prefs, notes=notes) if prefs else None
 
     def _plan(self, ctx: ProposalContext) -> tuple[Config, Config, bool, dict[str, str]]:
+        """(start, incumbent, flat, preferences): the incumbent is the best trial so far, the
+        initial ones included (they are measured configurations too)."""
         task, trials = ctx.task, ctx.archive
         prefs = self._prefs(ctx)
         start = combined_start(task, prefs)
-        searched = trials.scored().in_phase("search")
         best = trials.best()
-        center = best.config if (searched and best is not None) else start
+        center = best.config if best is not None else start
         return start, center, scores_flat(task, trials), prefs
 
     def guidelines(self, ctx: ProposalContext) -> Guidelines:
@@ -90,9 +97,16 @@ class InsightProposer(Proposer):
         return Guidelines(text="\n".join(lines))
 
     def propose(self, ctx: ProposalContext) -> Proposal:
+        """The batch, best first: the response surface's peaks, then the moves around the
+        incumbents, round by round (a budget rebalance and a joint scaling, filling the budget,
+        per-stage bisection and trades, the other models below where they ran, swaps), then
+        seeded exploration. Moves of equal rank come in the seed's order, so runs with
+        different seeds are independent samples."""
         task, trials = ctx.task, ctx.archive
         _, center, flat, prefs = self._plan(ctx)
         no = self.settings.no_insights
+        peaked, trade = 2 not in no, 3 not in no
+        rng = seeded_rng("insight", self.settings.seed, ctx.iteration)
         seen = trials.keys()  # executed and rejected alike: neither is proposed again
         picked: list[Config] = []
         reasons: list[str] = []
@@ -104,48 +118,38 @@ class InsightProposer(Proposer):
             picked.append(cfg)
             reasons.append(why)
 
-        import os
-        X = os.environ.get("H13X", "")
         starts = start_configs(task, model_options(task, trials, prefs))
-        centers = top_centers(trials) or starts
-        if "E1" in X and not trials.scored().in_phase("search"):
-            best = trials.best()
-            if best is not None:
-                centers = [best.config] + [c for c in starts if c != best.config]
-        if "E4" not in X:
-          for cfg in starts:
-            take(cfg, "preferred models combined at their budget shares")
-        if 2 not in no:
-            for move in surrogate_moves(task, trials, centers[:2], 3 not in no):
+        centers = top_centers(task, trials, rng) or starts
+        centers += [c for c in starts if c not in centers]  # insight 1's combinations
+        if peaked:
+            for move in surrogate_moves(task, trials, centers[:2], trade):
                 take(move.config, move.why)
-        if "E2" in X:
-          per_center = [
-            joint_scales(task, c, 2 not in no)
-            + fill_moves(task, c, 3 not in no)
-            + candidate_moves(task, trials, c, prefs, no, flat)
-            + joint_scales(task, c, 2 not in no, factors=(0.71,))
-            for c in centers
-          ]
-        else:
-          per_center = [
-            fill_moves(task, c, 3 not in no)
-            + joint_scales(task, c, 2 not in no)
-            + candidate_moves(task, trials, c, prefs, no, flat)
-            + joint_scales(task, c, 2 not in no, factors=(0.71,))
-            for c in centers
-          ]
+
+        def jit(*factors: float) -> tuple[float, ...]:
+            """How far a rebalance or a joint scaling steps is a rule of thumb (about a half,
+            then a quarter): each seed steps its own way, within `STEP_SPREAD` octaves of it."""
+            return tuple(f * 2 ** rng.uniform(-STEP_SPREAD, STEP_SPREAD) for f in factors)
+
+        per_center = [
+            interleave(
+                rebalance_moves(task, c, trade, jit(0.5)),
+                joint_scales(task, c, peaked, jit(0.5, 0.25)),
+            )
+            + fill_moves(task, c, trade)
+            + candidate_moves(task, trials, c, prefs, no, flat, rng)
+            + (model_probes(task, trials, c, trade) if k == 0 and 1 not in no else [])
+            + joint_scales(task, c, peaked, factors=jit(0.71))
+            for k, c in enumerate(centers)
+        ]
         for k in range(max((len(m) for m in per_center), default=0)):
-            for moves in per_center:
-                if k < len(moves):
-                    take(moves[k].config, moves[k].why)
-        if len(picked) < ctx.batch_size:
-            # The proposer's own seeding (the joined text, not `derived_seed`): kept so that its
-            # proposals stay what they were.
-            rng = seeded_rng(self.settings.seed, ctx.iteration, center.key(), text_seed=True)
-            for cfg in neighbourhood(task, center, rng):
-                take(cfg, "exploration near the incumbent")
-                if len(picked) >= ctx.batch_size:
-                    break
+            tier = [moves[k] for moves in per_center if k < len(moves)]
+            rng.shuffle(tier)  # equally ranked moves of different incumbents: the seed's order
+            for move in tier:
+                take(move.config, move.why)
+        for cfg in neighbourhood(task, center, rng):
+            if len(picked) >= ctx.batch_size:
+                break
+            take(cfg, "exploration near the incumbent")
         rationale = f"around {center.short()}: " + "; ".join(reasons)
         notes = {
             c.key(): f"around {center.short()}: {why}"

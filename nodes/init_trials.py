@@ -1,8 +1,10 @@
 """The search's initial trials (the paper's initialisation by model preference, insight 1).
 
 The proposer says which trials to run (`Proposer.initial_configs`; for the agenttts and insight
-proposers, `insight.preferences.preference_configs`); they run as the init phase, and the proposer
-then states which model each stage should explore further.
+proposers, `insight.preferences.preference_configs`); they run as the init phase and are appended
+to the archive by this node alone, so they are checkpointed before the agent is asked anything
+(`init_preferences`): a hung or unreachable agent then loses no trial, and a resume does not
+re-run them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from agenttts.nodes import common
 from agenttts.proposers.screening import screen
 
 
-def init_by_preference(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = common.settings(state, runtime)
     task = common.get_task(state["task"])
     proposer = common.proposer_for(ctx)
@@ -33,32 +35,21 @@ def init_by_preference(state: State, runtime: Runtime[Context]) -> dict[str, Any
     screened = screen(task, [c for c, _ in planned], archive)
     del screened.accepted[ctx.max_trials or len(screened.accepted) :]  # a trial cap is a cap
     why = {c.key(): r for c, r in planned}
-    first = archive.next_id
-    # Under racing the initial trials run every item, in the race's order and scored per item:
-    # they are the first incumbents the racing configurations are compared with, item by item.
+    # Under racing the initial trials do not race: they are insight 1's model comparison, where
+    # one training item decides a stage's model, which a partial score cannot settle (racing them
+    # lost optima in `agenttts bench`). They run every item, in the race's order and scored per
+    # item: the first incumbents the racing configurations are compared with, item by item.
     order = racing.plan(task, ctx.racing, ctx.seed).order if ctx.racing else None
     results = common.run_configs(
         task, screened.accepted, "train", items=order, earlier=archive.executed()
     )
-    trials = common.trials_from(
+    update["archive"] = common.trials_from(
         task,
         results,
-        first_id=first,
+        first_id=archive.next_id,
         iteration=0,
         proposer=ctx.proposer,
         phase="init",
         rationales=[why[c.key()] for c in screened.accepted],
     )
-    update["archive"] = trials
-
-    view = {**state, "archive": [*(state.get("archive") or []), *trials]}
-    prefs, error = common.guarded(
-        proposer.summarize_preferences, common.proposal_context(task, view, ctx)
-    )
-    if error:
-        update["agent_failures"] = common.failures(0, "init_by_preference", [error])
-    if prefs is not None:
-        update["preferences"] = dict(prefs.models)
-        update["preference_notes"] = prefs.notes
-        update["agent_usage"] = common.add_usage(state, prefs.usage)
     return update
