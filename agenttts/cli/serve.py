@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from agenttts.environment.embedded import SERVED_NAME
 from agenttts.errors import InputError
 
 
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "With --print-vllm DEPLOYMENT, print the `vllm serve` commands for a GPU deployment file.",
     )
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
-    p.add_argument("--served-name", default="smollm2", help="model name the server answers to")
+    p.add_argument("--served-name", default=SERVED_NAME, help="model name the server answers to")
     p.add_argument("--max-model-len", type=int, default=4096)
     p.add_argument(
         "--startup-timeout", type=float, default=900.0, help="seconds to wait for health"

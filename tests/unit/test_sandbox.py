@@ -118,3 +118,9 @@ def test_it_cannot_kill_its_parent_and_exiting_early_gives_no_result():
     assert os.getpid() == parent  # still here
     gone = run_tests("import os\nos._exit(3)", ["assert True"])
     assert gone.passed == 0 and "exit 3" in (gone.error or "")
+
+
+def test_the_environment_carries_no_secrets(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    code = "import os\nKEY = os.environ.get('OPENAI_API_KEY')"
+    assert run_tests(code, ["assert KEY is None"]).all_passed
