@@ -60,7 +60,7 @@ def test_search_then_runs_and_show(tmp_path, task):
     [
         (["--proposer", "nope"], "unknown proposer 'nope'"),
         (["--batch-size", "0"], "batch_size must be at least 1"),
-        (["--prompts", "/nonexistent/prompts"], "is not a folder"),
+        (["--prompts", "/nonexistent/prompts"], "/nonexistent/prompts does not exist"),
         (["--no-insight", "4"], "invalid choice: 4"),
     ],
 )
