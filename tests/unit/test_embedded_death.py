@@ -44,6 +44,9 @@ class StandIn(EmbeddedServer):
 def standin(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTTTS_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv(ENV_URL, raising=False)
+    # A real embedded server the test session started in this process stays out of sight.
+    monkeypatch.setattr(embedded, "_LIVE", set())
+    monkeypatch.setattr(embedded, "_SHARED", None)
     monkeypatch.setattr(embedded, "server_python", lambda: sys.executable)
     monkeypatch.setattr(embedded, "converted_model", lambda python=None: tmp_path)
     server = StandIn(startup_timeout=60)
