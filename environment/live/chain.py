@@ -34,9 +34,8 @@ from agenttts.environment.live.executor import PipelineExecutor, PipelineSetting
 from agenttts.environment.live.loading import load_items
 from agenttts.environment.live.parsers import Parser
 from agenttts.environment.live.prompts import PromptTemplate
-from agenttts.environment.live.scoring import Scorer
+from agenttts.environment.live.scoring import DataProgram, Scorer
 from agenttts.environment.live.stages import Stages, split_settings
-from agenttts.environment.splits import Split, split_items
 from agenttts.environment.task import Problem, Stage, Task
 from agenttts.errors import InputError
 
@@ -70,21 +69,15 @@ def render(value: Any) -> str:
     return str(value)
 
 
-class ChainProgram(Program):
+class ChainProgram(DataProgram, Program):
     def __init__(self, task: Task, settings: ChainSettings):
-        self.task = task
+        super().__init__(task, settings)
         self.output = settings.output or task.stages[-1].name
         self.steps: list[tuple[Stage, PromptTemplate, Parser]] = []
         for stage in task.stages:
             spec = ChainStage.model_validate(split_settings(stage)[1])
             template = PromptTemplate.of(spec.prompt, task.base_dir)
             self.steps.append((stage, template, spec.parser(stage)))
-        self.scorer = Scorer(list(task.metrics), settings, task.base_dir)
-        assert task.data.path is not None
-        self._items = load_items(task.resolve(task.data.path))
-
-    def items(self, split: Split) -> list[dict[str, Any]]:
-        return split_items(self.task.data, self._items, split)
 
     async def predict(self, item: dict[str, Any], stages: Stages) -> Any:
         values: dict[str, Any] = dict(item)
@@ -98,9 +91,6 @@ class ChainProgram(Program):
                 out = [item[parser.arg][n - 1] for n in out]
             values[stage.name] = out
         return values[self.output]
-
-    async def score(self, prediction: Any, item: dict[str, Any]) -> dict[str, float]:
-        return await self.scorer.score(prediction, item)
 
 
 class ChainExecutor(PipelineExecutor):

@@ -33,9 +33,8 @@ from agenttts.environment.live.executor import (
     in_thread,
 )
 from agenttts.environment.live.loading import import_spec, load_items, load_object
-from agenttts.environment.live.scoring import Scorer
+from agenttts.environment.live.scoring import DataProgram, Scorer
 from agenttts.environment.live.stages import Stages
-from agenttts.environment.splits import Split, split_items
 from agenttts.environment.task import Problem, Task
 from agenttts.errors import InputError
 
@@ -99,18 +98,12 @@ def stage_names_used(module: ModuleType) -> set[str]:
     return found
 
 
-class PythonProgram(Program):
+class PythonProgram(DataProgram, Program):
     def __init__(self, task: Task, settings: PythonSettings):
-        self.task = task
+        super().__init__(task, settings)
         self.settings = settings
         self.obj = load_object(settings.pipeline, task.base_dir, what="pipeline")
         self.shape = shape_of(self.obj, settings.pipeline)
-        self.scorer = Scorer(list(task.metrics), settings, task.base_dir)
-        assert task.data.path is not None
-        self._items = load_items(task.resolve(task.data.path))
-
-    def items(self, split: Split) -> list[dict[str, Any]]:
-        return split_items(self.task.data, self._items, split)
 
     async def predict(self, item: dict[str, Any], stages: Stages) -> Any:
         if self.shape == "async":
@@ -122,9 +115,6 @@ class PythonProgram(Program):
         state = await self.obj.ainvoke(state_in)
         key = self.settings.output
         return state[key] if key else state
-
-    async def score(self, prediction: Any, item: dict[str, Any]) -> dict[str, float]:
-        return await self.scorer.score(prediction, item)
 
 
 class PythonExecutor(PipelineExecutor):

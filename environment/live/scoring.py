@@ -19,8 +19,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agenttts.environment import metrics as m
-from agenttts.environment.live.loading import load_object
+from agenttts.environment.live.loading import load_items, load_object
 from agenttts.environment.live.parsers import strip_code_fence
+from agenttts.environment.splits import Split, split_items
+from agenttts.environment.task import Task
 from agenttts.errors import InputError
 
 GOLD_FIELDS = ("answers", "answer", "gold", "label")
@@ -163,3 +165,20 @@ class Scorer:
         if missing:
             raise KeyError(f"the metric returned no {missing} (it gave {sorted(out)})")
         return {n: out[n] for n in self.names}
+
+
+class DataProgram:
+    """What the python and chain programs share: the task's data file, split by the task's seed,
+    and scoring by the task's metrics (one copy, so both kinds split and score alike)."""
+
+    def __init__(self, task: Task, settings: ScoringSettings):
+        self.task = task
+        self.scorer = Scorer(list(task.metrics), settings, task.base_dir)
+        assert task.data.path is not None
+        self._items = load_items(task.resolve(task.data.path))
+
+    def items(self, split: Split) -> list[dict[str, Any]]:
+        return split_items(self.task.data, self._items, split)
+
+    async def score(self, prediction: Any, item: dict[str, Any]) -> dict[str, float]:
+        return await self.scorer.score(prediction, item)
