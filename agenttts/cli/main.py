@@ -8,6 +8,7 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import agenttts.cli as cli_pkg
 from agenttts import __version__
@@ -32,17 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a line is logged, not the one at set-up: a caller
+    that swaps stderr (pytest's capture, a notebook) never leaves it writing to a closed file."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def show_logs() -> None:
     """agenttts' own log lines (retry waves, replicas taken out, a circuit breaker opening) go to
     stderr with the time, so a long wait on an endpoint is never silent; libraries' stay quiet."""
     logger = logging.getLogger("agenttts")
-    for h in logger.handlers:
-        if h.get_name() == "agenttts-cli" and isinstance(h, logging.StreamHandler):
-            h.stream = sys.stderr  # main() called again (tests): today's stderr (the old one
-            # may be closed already, which setStream's flush would trip on)
-            return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name("agenttts-cli")
+    if any(isinstance(h, StderrHandler) for h in logger.handlers):
+        return
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
