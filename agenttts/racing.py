@@ -4,10 +4,8 @@ Multi-fidelity search for every proposer, in the style of Hyperband's successive
 irace's racing: a new configuration first runs on a share of the training items, and runs on more
 of them only while it can still tie or beat the configurations it is compared with. The setting is
 `racing` (the first share, e.g. 0.25) in `graph/context.py`; `nodes/execute_trials.py` runs the
-rungs, one checkpointed step each. The initial trials (`nodes/init_trials.py`) do not race: they
-compare each stage's models, which one item can decide and a partial score cannot (racing them cost
-the insight proposer optima in `agenttts bench`); they run every item, scored per item, as the
-first incumbents.
+rungs, one checkpointed step each. The initial trials (`nodes/init_trials.py`) race too, among
+themselves: see the rule.
 
 **Item order.** One permutation of the training split per run, drawn from the run's seed. Every
 configuration sees the items in that order, so two configurations are always compared on the same
@@ -36,21 +34,37 @@ Against a reference without per-item scores on those items (a full trial recorde
 was on), the test is c's one-sided Wilson upper bound on its own full-split score, with the same
 correction, against the reference's score.
 
+**The initial trials' race.** The initial trials compare each stage's models, everything else
+equal (insight 1), and the proposer's preference step reads their scores, so they are not raced
+against the incumbent or across stages: two initial trials are compared only when they differ in
+exactly one stage (`stage_apart`), and a trial stays while, in at least one stage's comparison it
+takes part in, it can still tie or beat every other member by the same test (the trial that
+every stage's comparison shares, all stages on their largest model with one sample, stays while
+it is still evidence for one stage). Within a stage's comparison the member with the best mean
+on the items seen has no negative mean difference, so it is never dropped: each stage's best
+runs every item, and a dropped model is one the paired test separated from a member of each of
+its comparisons, scored by its estimate (below) against the best of them. The whole race is one
+step of `init_trials`.
+
 **How it avoids dropping the true optimum on a noisy subset.** The comparison is paired: the
 optimum and the incumbent are scored on the same items, so a subset that happens to be hard (or
 easy) moves both alike, and only the items they disagree on move the difference. A configuration
 that never disagreed with its reference has sd = 0 and a mean of 0: it stays. The bound is wide
 while few items are seen, so the first rung drops only the clearly worse. Monte Carlo on a 50-item
-split with rungs at 13 and 26 items (`tests/unit/test_racing.py` holds the simulation): a
-configuration better than the incumbent by 1-2 items of 50 is dropped with probability 0 to 3%
-(0 when it loses at most one item), an exact tie 5-7%; one worse by 7 items runs on average 47% of
-the items, by 12 items 35%. With outcomes nested across configurations (the simulated tasks: a
-better configuration solves every item a worse one solves) a configuration never loses an item to
-a worse reference, so it is never dropped.
+split with rungs at 13 and 26 items (first share 0.25; `tests/unit/test_racing.py` holds the
+simulation): a configuration better than the incumbent by 1-2 items of 50 is dropped with
+probability 0 to 3% (0 when it loses at most one item), an exact tie 5-7%; one worse by 7 items
+runs on average 47% of the items, by 12 items 35%. Rungs at 7, 14 and 28 (first share 0.125)
+give the same rates within a point, and the same shares (48%, 32%): a smaller first rung only
+drops the very worst earlier. An initial trial is dropped only when it is separated in every
+comparison it takes part in, so its false-drop rate is at most the same. With outcomes nested
+across configurations (the simulated tasks: a better configuration solves every item a worse one
+solves) a configuration never loses an item to a worse reference, so it is never dropped.
 
 A configuration dropped from the race is recorded with its fidelity (items seen / n), its metrics
 over the items it saw, and as its score the paired estimate of its full-split score: the final
-incumbent's score plus the mean difference on the items both saw (`estimate`; a control variate:
+incumbent's score (an initial trial: the best full trial it was compared with) plus the mean
+difference on the items both saw (`estimate`; a control variate:
 its error is the paired difference's, far smaller than the raw partial mean's when outcomes are
 correlated, so proposers that compare scores item by item are misled as little as the data
 allows). Proposers see it marked as partial (`Trial.fidelity`; the LLM archive view says so), and
@@ -61,12 +75,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from agenttts.environment.executor import HasItems, TrialResult
 from agenttts.environment.registry import make_executor
-from agenttts.environment.space import derived_seed
+from agenttts.environment.space import Config, derived_seed
 from agenttts.environment.task import Task
 from agenttts.errors import InputError
 
@@ -190,17 +204,37 @@ def stays(
     incumbent: TrialResult | None,
     main_metric: str,
     z: float | None = None,
+    groups: Callable[[int, int], Hashable | None] | None = None,
 ) -> list[bool]:
-    """For one round of a race (results at their latest rung), which partial ones run on: those
-    that can still tie or beat the incumbent and every batch-mate that has seen their items.
-    Full or failed results never stay (they are done)."""
+    """For one round of a race (results at their latest rung), which partial ones run on.
+
+    A search batch's race (`groups` None): those that can still tie or beat the incumbent and
+    every batch-mate that has seen their items. The initial trials' race: `groups(i, k)` names
+    the comparison result i takes part in with result k (None: none), and i runs on while, in at
+    least one of its comparisons, it can still tie or beat every other member (a trial in several
+    comparisons, such as the one every stage's comparison shares, is still evidence in the others
+    when it loses one). Full or failed results never stay (they are done)."""
     out = []
     for i, c in enumerate(results):
         if not c.ok or c.fidelity >= 1.0:
             out.append(False)
             continue
-        refs = [r for k, r in enumerate(results) if k != i and r.ok]
-        if incumbent is not None:
-            refs.append(incumbent)
-        out.append(all(can_still_win(c, r, main_metric, z) for r in refs))
+        refs: dict[Hashable | None, list[TrialResult]] = {}
+        for k, r in enumerate(results):
+            group = None if groups is None else groups(i, k)
+            if k != i and r.ok and (groups is None or group is not None):
+                refs.setdefault(group, []).append(r)
+        if groups is None and incumbent is not None:
+            refs.setdefault(None, []).append(incumbent)
+        out.append(
+            not refs
+            or any(all(can_still_win(c, r, main_metric, z) for r in rs) for rs in refs.values())
+        )
     return out
+
+
+def stage_apart(a: Config, b: Config) -> str | None:
+    """The one stage two configurations differ in (None: none or several): with everything else
+    equal, they compare that stage's choices, as the initial trials do."""
+    differ = [name for name, choice in a.items() if b[name] != choice]
+    return differ[0] if len(differ) == 1 else None

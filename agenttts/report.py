@@ -14,6 +14,7 @@ from typing import Any
 
 from agenttts.archive import Archive, Trial
 from agenttts.environment.splits import NO_TEST_SPLIT, has_split
+from agenttts.proposers.hybrid import REPAIRED, TOPPED_UP
 
 
 def _cost(value: float | None) -> str:
@@ -30,6 +31,9 @@ def archive_rows(trials: Sequence[Trial]) -> list[list[str]]:
     rows = []
     for t in trials:
         note = t.error or ""
+        origin = next((o for o in (REPAIRED, TOPPED_UP) if (t.rationale or "").startswith(o)), "")
+        if origin:  # not the agent's proposal as it stood: say so where the trial is listed
+            note = f"{origin}; {note}"
         if t.status != "rejected" and t.fidelity < 1.0:
             note = f"partial: {t.items_evaluated}/{t.split_size} items (raced out); {note}"
         rows.append(

@@ -11,6 +11,7 @@ they were proposed (as without racing), full or partial.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -68,21 +69,40 @@ def race_step(
         rationales=[e.get("rationale") for e in entries],
     )
     incumbent = Archive.from_state({"archive": [*archive, *trials]}).best()
-    guesses = [
-        racing.estimate(r, incumbent, task.main_metric) if r.ok and r.fidelity < 1.0 else None
-        for r in results
-    ]  # a trial dropped from the race is scored by its paired estimate (new dicts: state
-    # values are never changed in place, `Archive.from_state` relies on it)
-    trials = [t if g is None else {**t, "score": g} for t, g in zip(trials, guesses, strict=True)]
-    return {"archive": trials, "pending": []}
+    return {
+        "archive": with_estimates(task, trials, results, [incumbent] * len(results)),
+        "pending": [],
+    }
+
+
+def with_estimates(
+    task: Task,
+    trials: list[dict[str, Any]],
+    results: list[TrialResult],
+    references: list[TrialResult | None],
+) -> list[dict[str, Any]]:
+    """The trials, a trial dropped from the race scored by its paired estimate against its
+    reference (`racing.estimate`). New dicts: state values are never changed in place
+    (`Archive.from_state` relies on it)."""
+    out = []
+    for t, r, ref in zip(trials, results, references, strict=True):
+        guess = racing.estimate(r, ref, task.main_metric) if r.ok and r.fidelity < 1.0 else None
+        out.append(t if guess is None else {**t, "score": guess})
+    return out
 
 
 def race_round(
-    task: Task, race: racing.Race, archive: list[dict[str, Any]], entries: list[dict[str, Any]]
+    task: Task,
+    race: racing.Race,
+    archive: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
+    groups: Callable[[Config, Config], Hashable | None] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """One rung of a race: every entry ({config, rationale, prior?, done?}) still racing runs its
     next items, combined into its `prior`; the rule (`racing.stays`) marks the others `done`.
-    Returns the entries and whether any still races. `archive`: the state's trial dicts."""
+    Returns the entries and whether any still races. `archive`: the state's trial dicts.
+    `groups`: the initial trials' race, where entries are compared in the groups it names
+    (`racing.stays`), not with the incumbent; None: a search batch's race (incumbent and batch)."""
     trials = Archive.from_state({"archive": archive})
     configs = [Config.model_validate(e["config"]) for e in entries]
     priors = [TrialResult.model_validate(e["prior"]) if e.get("prior") else None for e in entries]
@@ -109,16 +129,40 @@ def race_round(
             results[i] = r if prior is None else prior.combined(r)
 
     now = [i for which in rungs.values() for i in which]
-    full = [r for r in results if r.ok and r.fidelity >= 1.0]
-    provisional = common.trials_from(task, full, first_id=len(archive), **_PROVISIONAL)
-    incumbent = Archive.from_state({"archive": [*archive, *provisional]}).best()
-    stay = racing.stays([results[i] for i in now], incumbent, task.main_metric)
+    if groups is None:
+        full = [r for r in results if r.ok and r.fidelity >= 1.0]
+        provisional = common.trials_from(task, full, first_id=len(archive), **_PROVISIONAL)
+        incumbent = Archive.from_state({"archive": [*archive, *provisional]}).best()
+        stay = racing.stays([results[i] for i in now], incumbent, task.main_metric)
+    else:
+        stay = racing.stays(
+            [results[i] for i in now],
+            None,
+            task.main_metric,
+            groups=lambda a, b: groups(configs[now[a]], configs[now[b]]),
+        )
     running = {i for i, s in zip(now, stay, strict=True) if s}
     out = [
         {**e, "prior": r.model_dump(mode="json"), "done": i not in running}
         for i, (e, r) in enumerate(zip(entries, results, strict=True))
     ]
     return out, bool(running)
+
+
+def race_to_end(
+    task: Task,
+    race: racing.Race,
+    archive: list[dict[str, Any]],
+    configs: list[Config],
+    groups: Callable[[Config, Config], Hashable | None] | None = None,
+) -> list[TrialResult]:
+    """A whole race in one step (`race_round` until none races): each configuration's result,
+    full or dropped, in the order given."""
+    entries: list[dict[str, Any]] = [{"config": c.model_dump(mode="json")} for c in configs]
+    running = bool(entries)
+    while running:
+        entries, running = race_round(task, race, archive, entries, groups)
+    return [TrialResult.model_validate(e["prior"]) for e in entries]
 
 
 #: Bookkeeping of the provisional trials `race_round` ranks (only their scores and costs count).

@@ -4,7 +4,7 @@ The proposer says which trials to run (`Proposer.initial_configs`; for the agent
 proposers, `insight.preferences.preference_configs`); they run as the init phase and are appended
 to the archive by this node alone, so they are checkpointed before the agent is asked anything
 (`init_preferences`): a hung or unreachable agent then loses no trial, and a resume does not
-re-run them.
+re-run them. With racing on they race among themselves, per stage (`race_initial`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ from langgraph.runtime import Runtime
 
 from agenttts import racing
 from agenttts.archive import Archive
+from agenttts.environment.executor import TrialResult
+from agenttts.environment.space import Config
+from agenttts.environment.task import Task
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
 from agenttts.nodes import common
+from agenttts.nodes.execute_trials import race_to_end, with_estimates
 from agenttts.proposers.screening import screen
 
 
@@ -35,15 +39,11 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     screened = screen(task, [c for c, _ in planned], archive)
     del screened.accepted[ctx.max_trials or len(screened.accepted) :]  # a trial cap is a cap
     why = {c.key(): r for c, r in planned}
-    # Under racing the initial trials do not race: they are insight 1's model comparison, where
-    # one training item decides a stage's model, which a partial score cannot settle (racing them
-    # lost optima in `agenttts bench`). They run every item, in the race's order and scored per
-    # item: the first incumbents the racing configurations are compared with, item by item.
-    order = racing.plan(task, ctx.racing, ctx.seed).order if ctx.racing else None
-    results = common.run_configs(
-        task, screened.accepted, "train", items=order, earlier=archive.executed()
-    )
-    update["archive"] = common.trials_from(
+    if ctx.racing is None:
+        results = common.run_configs(task, screened.accepted, "train", earlier=archive.executed())
+    else:
+        results = race_initial(task, ctx, state, screened.accepted)
+    trials = common.trials_from(
         task,
         results,
         first_id=archive.next_id,
@@ -52,4 +52,30 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         phase="init",
         rationales=[why[c.key()] for c in screened.accepted],
     )
+    references = [_best_full_mate(task, r, results) for r in results]
+    update["archive"] = with_estimates(task, trials, results, references)
     return update
+
+
+def race_initial(
+    task: Task, ctx: Context, state: State, configs: list[Config]
+) -> list[TrialResult]:
+    """The initial trials' race, among themselves: each compares one stage's choices with
+    everything else equal, so trials are compared per stage (`racing.stage_apart`), never with
+    another stage's trials, and each stage's best runs every item. Dropped trials are partial
+    (their `fidelity`), scored by their paired estimate. The whole race is this one node's step,
+    as the initial trials were without racing."""
+    assert ctx.racing is not None
+    race = racing.plan(task, ctx.racing, ctx.seed)
+    archive = state.get("archive") or []
+    return race_to_end(task, race, archive, configs, groups=racing.stage_apart)
+
+
+def _best_full_mate(task: Task, r: TrialResult, results: list[TrialResult]) -> TrialResult | None:
+    """The reference of a dropped initial trial's estimate: the best full trial it raced."""
+    full = [
+        o
+        for o in results
+        if o.ok and o.fidelity >= 1.0 and racing.stage_apart(o.config, r.config) is not None
+    ]
+    return max(full, key=lambda o: o.metrics.get(task.main_metric, 0.0), default=None)

@@ -50,8 +50,8 @@ def config_breakdown(task: Task, config: Config) -> dict:
                 "model": config[s.name].model,
                 "params": s.model(config[s.name].model).params,
                 "samples": config[s.name].samples,
-                "prompt_tokens": s.prompt_tokens,
-                "gen_tokens": s.gen_tokens,
+                "prompt_tokens": s.lengths(config[s.name].model)[0],
+                "gen_tokens": s.lengths(config[s.name].model)[1],
                 "cost": costs[s.name],
             }
             for s in task.stages

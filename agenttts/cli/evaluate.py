@@ -9,6 +9,7 @@ from agenttts.cli.common import fmt_units, format_table, parse_config_arg
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.registry import run_batch
 from agenttts.environment.space import config_problems
+from agenttts.environment.splits import Split, has_split
 from agenttts.environment.task import Task
 from agenttts.environment.task_loading import load_task
 from agenttts.errors import InputError
@@ -29,7 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help='{"stage": {"model": NAME, "samples": S}, ...} or @file.json',
     )
-    parser.add_argument("--split", choices=["train", "test"], default="test")
+    parser.add_argument(
+        "--split",
+        choices=["train", "test"],
+        default=None,
+        help="default: test, or train on a train-only task (data.test_size: 0)",
+    )
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(func=cmd_evaluate)
 
@@ -85,6 +91,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     problems = config_problems(task, config)
     if problems:
         raise InputError("invalid --config: " + "; ".join(problems))
-    (result,) = run_batch(task, [config], args.split)
+    split: Split = args.split or ("test" if has_split(task.data, "test") else "train")
+    (result,) = run_batch(task, [config], split)
     print(result.model_dump_json(indent=2) if args.json else render(task, result))
     return 0 if result.ok else 1

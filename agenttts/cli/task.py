@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def summary(task: Task) -> str:
     stages = ", ".join(
-        f"{s.name}: {len(s.models)} model(s), S<={s.max_samples}" for s in task.stages
+        f"{s.name}: {len(s.models)} model(s), "
+        + (f"S in {{{', '.join(map(str, s.samples))}}}" if s.samples else f"S<={s.max_samples}")
+        for s in task.stages
     )
     return (
         f"{task.name}: {len(task.stages)} stage(s) ({stages}); budget {fmt_units(task.budget)}; "

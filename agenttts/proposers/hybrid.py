@@ -127,7 +127,9 @@ def complete_batch(
         from agenttts.proposers.insight import InsightProposer
 
         helper = InsightProposer(replace(settings, agent=None))
-        extra = helper.propose(ctx)
+        # Its own model preferences (fitted to the archive), not the agent's: a weak agent's
+        # stated preference would steer the top-ups away from the models the data favours.
+        extra = helper.propose(replace(ctx, preferences={}))
         taken = {c.key() for c in runnable} | ctx.archive.executed().keys()
         for config in extra.configs:
             if topped >= missing:

@@ -12,11 +12,14 @@ samples where a cache holds the rest) at that trial, plus the agent's tokens up 
 the same budget formula (`AgentUsage.search_cost`), in units and as a multiple of one full
 training evaluation of the optimal configuration. A method may run with racing on training items
 (`Method.racing`, `agenttts.racing`); `racing_comparison` sets each against its run without.
+For an LLM method the bench also counts where its trials came from (the agent's proposals as
+given or repaired, insight top-ups) and waits for a slow local agent (`AGENT_TIMEOUT_S`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +34,11 @@ from agenttts.environment.splits import has_split
 from agenttts.environment.task import Task, TaskError
 from agenttts.environment.task_loading import load_task, resolve_task_path
 from agenttts.errors import InputError
+from agenttts.graph.context import ENV_PREFIX
 from agenttts.graph.storage import is_postgres
 from agenttts.proposers import PROPOSERS, proposer_class, split_variant
 from agenttts.proposers.base import AgentUsage
+from agenttts.proposers.hybrid import REPAIRED, TOPPED_UP
 
 #: Bundled simulated tasks (tasks/simulated/), the default benchmark.
 SIMULATED_TASKS = (
@@ -49,6 +54,11 @@ LLM_METHODS = frozenset({"agenttts", "agenthpo", "mlcopilot"})
 #: Largest space the generic exhaustive optimum runs through an executor that cannot sweep its
 #: feasible set (a live one; the replay and simulated executors sweep any size, `HasOptimum`).
 ENUMERATE_LIMIT = 50_000
+#: Seconds one agent call may take in a bench run unless the run or `$AGENTTTS_AGENT_TIMEOUT_S`
+#: says otherwise. A bench measures the search, not the agent's latency: a small local model on a
+#: busy CPU takes minutes per answer, and the run's default (120 s) would stop it as unreachable.
+#: A server that is really gone still fails at once (connection refused).
+AGENT_TIMEOUT_S = 3600.0
 
 
 #: How a method's name says it races: ``insight+race0.25`` (racing share 0.25).
@@ -155,6 +165,17 @@ class RunRecord:
     agent_seconds: float = 0.0
     items_evaluated: int = 0
     partial_trials: int = 0  # dropped from a race
+    # The batch whose trial reached the optimum (0: the initial trials): a batch is proposed and
+    # paid for as a whole, so this view ignores the order of the trials within it.
+    batches_to_optimum: int | None = None
+    agent_failed_steps: int = 0  # agent steps with no usable answer after their retries
+    # Where an LLM method's search trials came from (`agenttts.proposers.hybrid`): the agent's
+    # proposals run as proposed, repaired to fit, slots topped up by the insight proposer, and
+    # proposals the screen rejected (never ran).
+    agent_as_is: int = 0
+    agent_repaired: int = 0
+    agent_topped_up: int = 0
+    agent_rejected: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -314,6 +335,34 @@ def timeline(db: str | Path, thread: str) -> list[Mark]:
     return out
 
 
+def trial_origins(archive: Archive) -> dict[str, int]:
+    """Where the search phase's trials came from, read from the rationales `complete_batch`
+    writes: executed as the agent proposed them, repaired, topped up; and screen rejections."""
+    search = archive.in_phase("search")
+    out = {"agent_as_is": 0, "agent_repaired": 0, "agent_topped_up": 0}
+    for t in search.executed():
+        why = t.rationale or ""
+        key = (
+            "agent_repaired"
+            if why.startswith(REPAIRED)
+            else "agent_topped_up"
+            if why.startswith(TOPPED_UP)
+            else "agent_as_is"
+        )
+        out[key] += 1
+    return {**out, "agent_rejected": len(search.rejected())}
+
+
+def agent_overrides(settings: BenchSettings, uses_llm: bool) -> dict[str, Any]:
+    """The run's agent settings: the bench's own, plus its long per-call timeout for an LLM
+    method unless the bench or the environment sets one."""
+    out = dict(settings.agent)
+    given = "agent_timeout_s" in out or ENV_PREFIX + "AGENT_TIMEOUT_S" in os.environ
+    if uses_llm and not given:
+        out["agent_timeout_s"] = AGENT_TIMEOUT_S
+    return out
+
+
 def run_one(
     task_path: Path,
     task: Task,
@@ -336,7 +385,7 @@ def run_one(
         "patience": None,
         "report_dir": str(settings.report_dir),
         **({"racing": method.racing} if method.racing is not None else {}),
-        **dict(settings.agent),
+        **agent_overrides(settings, method.uses_llm),
     }
     outcome = runner(
         str(task_path),
@@ -356,6 +405,7 @@ def run_one(
     params = outcome.settings.agent_endpoint().cost_params()
     agent_total = AgentUsage.model_validate(usage).search_cost(params)
     executed = archive.executed()
+    origins = trial_origins(archive) if method.uses_llm else {}
     to_optimum = None
     if hit is not None:
         agent_then = AgentUsage.model_validate(at_hit.agent_usage if at_hit else usage)
@@ -381,6 +431,7 @@ def run_one(
         agent_prompt_tokens=int(usage.get("prompt_tokens", 0)),
         agent_completion_tokens=int(usage.get("completion_tokens", 0)),
         agent_failures=len(values.get("agent_failures") or []),
+        agent_failed_steps=int(usage.get("failures", 0)),
         environment_calls=env_calls,
         stop_reason=values.get("stop_reason"),
         resumed=bool(outcome.resumed),
@@ -392,6 +443,8 @@ def run_one(
         agent_seconds=float(usage.get("seconds", 0.0)),
         items_evaluated=sum(t.items_evaluated for t in executed),
         partial_trials=len(executed.scored()) - len(executed.full().scored()),
+        batches_to_optimum=list(executed)[hit - 1].iteration if hit is not None else None,
+        **origins,
     )
 
 
@@ -464,6 +517,7 @@ def summarize(records: Sequence[RunRecord], max_trials: int) -> list[dict[str, A
                 "runs": len(runs),
                 "reached": sum(1 for r in runs if r.trials_to_optimum),
                 "median_trials_to_optimum": None if med is None or math.isinf(med) else med,
+                "median_batches_to_optimum": _finite(_median(_batches(runs))),
                 "median_seconds_to_optimum": _median(secs) if len(secs) * 2 > len(runs) else None,
                 "mean_best_train": sum(bests) / len(bests) if bests else None,
                 "mean_test": sum(tests) / len(tests) if tests else None,
@@ -482,6 +536,12 @@ def summarize(records: Sequence[RunRecord], max_trials: int) -> list[dict[str, A
                 "mean_agent_search_cost": sum(r.agent_search_cost for r in runs) / len(runs),
                 "mean_agent_seconds": sum(r.agent_seconds for r in runs) / len(runs),
                 "mean_partial_trials": sum(r.partial_trials for r in runs) / len(runs),
+                "agent_failed_steps": sum(r.agent_failed_steps for r in runs),
+                "agent_errors": sum(r.agent_failures for r in runs),
+                **{
+                    f"total_{k}": sum(getattr(r, k) for r in runs)
+                    for k in ("agent_as_is", "agent_repaired", "agent_topped_up", "agent_rejected")
+                },
             }
         )
     return out
@@ -494,6 +554,11 @@ def _costs(runs: Sequence[RunRecord], *, multiple: bool = False) -> list[float]:
         value = r.cost_multiple_to_optimum if multiple else r.search_cost_to_optimum
         out.append(math.inf if value is None else value)
     return out
+
+
+def _batches(runs: Sequence[RunRecord]) -> list[float]:
+    """Each run's batch that reached the optimum; an unreached one is infinite."""
+    return [math.inf if r.batches_to_optimum is None else r.batches_to_optimum for r in runs]
 
 
 def _finite(value: float | None) -> float | None:

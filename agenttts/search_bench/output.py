@@ -98,6 +98,54 @@ def racing_table(result: Mapping[str, Any]) -> str:
     return markdown_table(header, rows)
 
 
+def origins_table(result: Mapping[str, Any]) -> str:
+    """Where the LLM methods' search trials came from, summed over seeds (empty without any)."""
+    rows = [
+        [
+            s["task"],
+            s["method"],
+            str(s["runs"]),
+            _num(s["mean_agent_calls"] * s["runs"], 0),
+            str(s.get("agent_failed_steps", 0)),
+            str(s.get("agent_errors", 0)),
+            str(s.get("total_agent_as_is", 0)),
+            str(s.get("total_agent_repaired", 0)),
+            str(s.get("total_agent_topped_up", 0)),
+            str(s.get("total_agent_rejected", 0)),
+        ]
+        for s in result["summary"]
+        if s["mean_agent_calls"]
+    ]
+    if not rows:
+        return ""
+    llm_tasks = {s["task"] for s in result["summary"] if s["mean_agent_calls"]}
+    batches = [
+        [
+            s["task"],
+            s["method"],
+            f"{s['reached']}/{s['runs']}",
+            _trials(s["median_trials_to_optimum"], result["max_trials"]),
+            _num(s.get("median_batches_to_optimum"), 1),
+        ]
+        for s in result["summary"]
+        if s["task"] in llm_tasks
+    ]
+    header = [
+        "task",
+        "method",
+        "runs",
+        "agent calls",
+        "failed agent steps",
+        "agent errors recorded",
+        "trials as the agent proposed",
+        "repaired to fit",
+        "topped up by insight",
+        "rejected by the screen",
+    ]
+    by_batch = ["task", "method", "reached", "median trials to opt", "median batch reaching opt"]
+    return markdown_table(header, rows) + "\n\n" + markdown_table(by_batch, batches)
+
+
 def format_table(result: Mapping[str, Any]) -> str:
     """The terminal/Markdown summary, with the tolerance and the optimum stated."""
     cap = result["max_trials"]
@@ -166,6 +214,22 @@ def format_table(result: Mapping[str, Any]) -> str:
             ],
         )
     )
+    origins = origins_table(result)
+    if origins:
+        lines += [
+            "",
+            "Where the LLM methods' search-phase trials came from, summed over seeds "
+            "(`agenttts.proposers.hybrid`: the agent's proposals run as proposed or repaired to "
+            "fit the budget, slots it left empty topped up by the insight proposer; initial "
+            "trials not counted). A failed agent step had no usable answer after its retries; "
+            "the errors recorded (the run's `agent_failures`) include each unusable attempt. The "
+            "second table counts batches instead of trials (0: the initial trials; '-': not "
+            "reached by half the seeds): a batch is proposed and run as a whole, so it ignores "
+            "where in its batch the trial that reached the optimum stood (an agent's own "
+            "proposals come before the insight top-ups).",
+            "",
+            origins,
+        ]
     race = racing_table(result)
     if race:
         lines += [

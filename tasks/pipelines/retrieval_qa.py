@@ -22,18 +22,16 @@ to the task; default the bundled 2wiki prompts), `shortlist`, `max_select`, `top
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from agenttts.environment.live.prompts import BUNDLED_PROMPTS, PromptTemplate
 from agenttts.environment.live.retrievers import available, ranked
 from agenttts.environment.metrics import exact_match, retrieval_scores, token_f1
 from agenttts.environment.task import Problem, Task
 from agenttts.pipeline import StageHandle, Stages, parse_answer, parse_ids
+from agenttts.tasks.pipelines.stage_config import metric_problems, stage_problems, stage_prompt
 
 METRICS = ("em", "f1", "retrieval_precision", "retrieval_recall", "retrieval_f1")
 DEFAULT_PROMPTS = ("2wiki-retrieval.txt", "2wiki-qa.txt")
@@ -55,15 +53,6 @@ class Settings(BaseModel):
     passage_chars: int | None = Field(default=None, ge=20, description="truncate each passage")
 
 
-@functools.lru_cache(maxsize=16)
-def _template(path: Path) -> PromptTemplate:
-    return PromptTemplate.load(path)
-
-
-def prompt_of(task: Task, settings: Settings, default: str) -> Path:
-    return task.resolve(settings.prompt) if settings.prompt else BUNDLED_PROMPTS / default
-
-
 def listed(texts: Sequence[str], settings: Settings) -> str:
     cut = settings.passage_chars
     lines = [f"[{i}] {t[:cut] if cut else t}" for i, t in enumerate(texts, start=1)]
@@ -74,7 +63,7 @@ def candidates(item: dict[str, Any]) -> list[str]:
     return [str(c) for c in item["ctxs_candidate"]]
 
 
-async def retrieve(item: dict[str, Any], stage: StageHandle, task: Task) -> list[int]:
+async def retrieve(item: dict[str, Any], stage: StageHandle) -> list[int]:
     settings = Settings.model_validate(stage.settings)
     pool = candidates(item)
     question = str(item["question"])
@@ -86,7 +75,7 @@ async def retrieve(item: dict[str, Any], stage: StageHandle, task: Task) -> list
         if settings.shortlist
         else list(range(len(pool)))
     )
-    template = _template(prompt_of(task, settings, DEFAULT_PROMPTS[0]))
+    template = stage_prompt(stage, settings, DEFAULT_PROMPTS[0])
     messages = template.messages(
         question=question, passages=listed([pool[i] for i in shown], settings)
     )
@@ -97,13 +86,11 @@ async def retrieve(item: dict[str, Any], stage: StageHandle, task: Task) -> list
     return list(await stage.aggregate(picks))
 
 
-async def answer(
-    item: dict[str, Any], passages: list[int], stage: StageHandle, task: Task
-) -> str | None:
+async def answer(item: dict[str, Any], passages: list[int], stage: StageHandle) -> str | None:
     settings = Settings.model_validate(stage.settings)
     pool = candidates(item)
     texts = [pool[i] for i in passages[: settings.max_passages]]
-    template = _template(prompt_of(task, settings, DEFAULT_PROMPTS[1]))
+    template = stage_prompt(stage, settings, DEFAULT_PROMPTS[1])
     question = str(item["question"])
     samples = await stage.sample(
         template.messages(question=question, passages=listed(texts, settings))
@@ -115,9 +102,8 @@ async def answer(
 async def pipeline(item: dict[str, Any], stages: Stages) -> dict[str, Any]:
     """Retrieve, then answer; the prediction carries both so `score` can grade each stage."""
     retrieval, qa = (stages[name] for name in stages)
-    task = stages.task
-    passages = await retrieve(item, retrieval, task)
-    return {"answer": await answer(item, passages, qa, task), "passages": passages}
+    passages = await retrieve(item, retrieval)
+    return {"answer": await answer(item, passages, qa), "passages": passages}
 
 
 def gold_passages(item: dict[str, Any]) -> set[int]:
@@ -142,69 +128,22 @@ def check(task: Task) -> list[Problem]:
     """What `task validate` checks for this pipeline, before anything is spent."""
     if len(task.stages) != 2:
         return [Problem(field="stages", message="retrieval_qa needs two stages: retrieval, qa")]
-    problems: list[Problem] = []
-    unknown = [m for m in task.metrics if m not in METRICS]
-    if unknown:
-        problems.append(
-            Problem(
-                field="metrics", message=f"unknown {unknown} (retrieval_qa: {', '.join(METRICS)})"
-            )
-        )
-    from agenttts.environment.live.stages import split_settings
-
+    problems = metric_problems(task, METRICS, "retrieval_qa")
     for position, (stage, fits, default) in enumerate(
         zip(task.stages, FITTING, DEFAULT_PROMPTS, strict=True)
     ):
-        where = f"stages[{stage.name}]"
-        if stage.aggregator not in fits:
-            problems.append(
-                Problem(
-                    field=f"{where}.aggregator",
-                    message=f"{stage.aggregator!r} does not fit this stage "
-                    f"(use {' or '.join(sorted(fits))})",
-                )
-            )
-        try:
-            settings = Settings.model_validate(split_settings(stage)[1])
-        except ValidationError as e:
-            problems.extend(
-                Problem(field=f"{where}.settings.{'.'.join(map(str, x['loc']))}", message=x["msg"])
-                for x in e.errors()
-            )
-            settings = None
-        if settings is not None:
-            path = prompt_of(task, settings, default)
-            if not path.exists():
-                problems.append(
-                    Problem(field=f"{where}.settings.prompt", message=f"missing {path}")
-                )
-            else:
-                lacking = {"question", "passages"} - PromptTemplate.load(path).fields()
-                if lacking:
-                    problems.append(
-                        Problem(
-                            field=f"{where}.settings.prompt",
-                            message=f"{path.name} lacks the placeholder(s) {sorted(lacking)}",
-                        )
-                    )
-        fuser = stage.aggregator_settings.get("model")
-        if stage.aggregator == "fuse" and fuser is not None and fuser not in stage.model_names:
-            problems.append(
-                Problem(
-                    field=f"{where}.aggregator_settings.model",
-                    message=f"fuser {fuser!r} is not one of the stage's models",
-                )
-            )
-        for m in stage.models:
-            if m.kind == "llm":
-                continue
-            if position != 0:
-                problems.append(
-                    Problem(
-                        field=f"{where}.models[{m.name}]",
-                        message="a non-LLM choice only fits retrieval",
-                    )
-                )
-            elif (why := available(m.kind)) is not None:
-                problems.append(Problem(field=f"{where}.models[{m.name}]", message=why))
+        problems += stage_problems(
+            task,
+            stage.name,
+            settings=Settings,
+            aggregators=fits,
+            default_prompt=default,
+            placeholders={"question", "passages"},
+            non_llm=None,  # by position, below
+        )
+        for m in (m for m in stage.models if m.kind != "llm"):
+            why = "a non-LLM choice only fits retrieval" if position else available(m.kind)
+            if why is not None:
+                where = f"stages[{stage.name}].models[{m.name}]"
+                problems.append(Problem(field=where, message=why))
     return problems

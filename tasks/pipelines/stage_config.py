@@ -47,9 +47,10 @@ def stage_problems(
     aggregators: Collection[str],
     default_prompt: str,
     placeholders: Collection[str],
-    non_llm: Collection[str] = (),
+    non_llm: Collection[str] | None = (),
 ) -> list[Problem]:
-    """Problems with stage `name` (none if the task lacks it: the pipeline check reports that)."""
+    """Problems with stage `name` (none if the task lacks it: the pipeline check reports that).
+    `non_llm`: the non-LLM kinds the stage takes; None where the pipeline checks kinds itself."""
     stage = next((s for s in task.stages if s.name == name), None)
     if stage is None:
         return []
@@ -63,8 +64,16 @@ def stage_problems(
                 f"(use {' or '.join(sorted(aggregators))})",
             )
         )
+    fuser = stage.aggregator_settings.get("model")
+    if stage.aggregator == "fuse" and fuser is not None and fuser not in stage.model_names:
+        problems.append(
+            Problem(
+                field=f"{where}.aggregator_settings.model",
+                message=f"fuser {fuser!r} is not one of the stage's models",
+            )
+        )
     for m in stage.models:
-        if m.kind != "llm" and m.kind not in non_llm:
+        if non_llm is not None and m.kind != "llm" and m.kind not in non_llm:
             allowed = f" (this stage takes {', '.join(non_llm)})" if non_llm else ""
             problems.append(
                 Problem(

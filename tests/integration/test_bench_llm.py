@@ -15,7 +15,9 @@ from agenttts.proposers import make_proposer
 from agenttts.proposers.base import ProposerSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "proposers"))
-from tiny_grid import drive, load_tiny
+from tiny_grid import drive, load_tiny, write_tiny_grid_task
+
+from agenttts.search_bench import BenchSettings, run_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
@@ -36,3 +38,27 @@ def test_llm_baseline_on_the_embedded_server(embedded_server, tmp_path, name):
         assert (t.status == "ok" and not config_problems(task, t.config)) or (
             t.status == "rejected" and t.error
         )
+
+
+def test_agenttts_bench_on_the_embedded_server(embedded_server, tmp_path):
+    """The agenttts proposer in the bench with the real weak model as agent: the run ends at its
+    cap (a slow answer is waited for, not taken for an unreachable server), its agent calls,
+    tokens and seconds are reported, and every search trial is accounted for as the agent's
+    proposal (as proposed or repaired) or an insight top-up."""
+    task = write_tiny_grid_task(tmp_path)
+    settings = BenchSettings(
+        tasks=[str(task)],
+        methods=["agenttts"],
+        seeds=[0],
+        out_dir=tmp_path / "out",
+        max_trials=7,  # four initial trials, then one batch
+        batch_size=3,
+        agent={"agent_base_url": embedded_server, "agent_model": "smollm2", "agent_params": 135e6},
+    )
+    result = run_bench(settings)
+    (run,) = result["runs"]
+    assert run["trials"] == 7 and run["stop_reason"]
+    assert run["agent_calls"] >= 3 and run["agent_prompt_tokens"] > 0
+    assert run["agent_seconds"] > 0 and run["wall_s"] >= run["agent_seconds"]
+    search = run["agent_as_is"] + run["agent_repaired"] + run["agent_topped_up"]
+    assert search == 3  # the batch: whatever the agent leaves, the insight proposer fills

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
-from fault_server import FaultServer
 from live_task import MAX_ATTEMPTS, RETRY, TASKS, raw_task
+from openai_server import FaultServer
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """The live executor against a real local HTTP server that fails on purpose.
 
-The server (`tests/fixtures/live/fault_server.py`: stdlib, 127.0.0.1, a free port) speaks the
+The server (`tests/fixtures/live/openai_server.py`: stdlib, 127.0.0.1, a free port) speaks the
 OpenAI chat-completions wire format and misbehaves per model name: answers 500 or 429 (always, or
 only the first k times), drops the connection without answering, stalls past the client's
 timeout, rejects with 400, or answers garbage. The tests check that retries are bounded and
@@ -27,8 +27,8 @@ from agenttts.environment.task_loading import load_task
 from agenttts.errors import ResumableStop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
-from fault_server import FaultServer
-from live_task import MAX_ATTEMPTS, TASKS, cfg, executor, make_task, run
+from live_task import MAX_ATTEMPTS, STALL_TIMEOUT, TASKS, cfg, executor, make_task, run
+from openai_server import FaultServer
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,8 @@ def server() -> Iterator[FaultServer]:
 )
 def test_an_endpoint_answering_nothing_stops_the_run_resumably(server, tmp_path, model, expect):
     """The circuit breaker: no spending on against a dead endpoint, a resumable stop instead."""
-    ex = executor(make_task(server.url), tmp_path / "c.sqlite")
+    retry = STALL_TIMEOUT if model == "stall" else None
+    ex = executor(make_task(server.url), tmp_path / "c.sqlite", retry=retry)
     with pytest.raises(
         ResumableStop, match=rf"model '{model}' is not answering.*{re.escape(expect)}"
     ):
@@ -204,7 +205,7 @@ def test_the_paper_task_runs_unchanged_on_given_endpoints(tmp_path):
         (res,) = run(ex, [config])
     assert res.ok, res.error
     assert srv.counts == Counter({"qwen2.5-7b-instruct": 2, "llama-3.1-8b-instruct": 2})
-    retrieval = next(b for b in srv.bodies if b["model"] == "qwen2.5-7b-instruct")
+    retrieval = next(b for b in srv.requests if b["model"] == "qwen2.5-7b-instruct")
     # no shortlist by default: the retriever sees every candidate; the paper's Nd caps generation
     assert "[100]" in retrieval["messages"][-1]["content"]
     assert (
@@ -229,7 +230,9 @@ def test_fuse_aggregator_calls_are_counted_in_the_stage_cost(server, tmp_path):
     # S=1 needs no fuser; S=3: per item one n=2 request (samples 1, 2) and one fuser call
     assert single.stages["qa"].calls == 2
     assert fused.stages["qa"].calls == 2 + 2
-    fuse_bodies = [b for b in server.bodies if "Candidate answers" in b["messages"][-1]["content"]]
+    fuse_bodies = [
+        b for b in server.requests if "Candidate answers" in b["messages"][-1]["content"]
+    ]
     assert len(fuse_bodies) == 2
     assert all(b["temperature"] == 0.0 and b["n"] == 1 for b in fuse_bodies)
     # the fuser's tokens are in the stage: 2 sample prompts + 2 fuser prompts, 50 tokens each

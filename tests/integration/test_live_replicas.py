@@ -1,6 +1,6 @@
 """Replicas of one served model, and the model identity the sample cache keys on.
 
-Real local servers (`tests/fixtures/live/fault_server.py`): in this process where only their
+Real local servers (`tests/fixtures/live/openai_server.py`): in this process where only their
 answers matter, in their own processes where a test kills one -9 in the middle of a trial. Each
 process logs every answer it sent, so a test can count the answers per sample index (the stage
 draws sample i with seed 100 + i, one request each).
@@ -26,8 +26,8 @@ from agenttts.environment.task import Task
 from agenttts.errors import ResumableStop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
-from fault_server import FaultProcess, FaultServer
 from live_task import cfg, executor, make_task, run
+from openai_server import FaultProcess, FaultServer
 
 pytestmark = pytest.mark.integration
 

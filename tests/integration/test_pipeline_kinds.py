@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
-from openai_stub import StubError, StubServer
+from openai_server import StubError, StubServer
 
 from agenttts.environment.executor import Executor, HasCallStats, TrialResult
 from agenttts.environment.registry import make_executor
@@ -212,7 +212,7 @@ def test_handles_draw_through_the_cache(stub, tmp_path):
     assert again.completion_tokens == first.completion_tokens
 
     (more,), calls = run(path, [{"qa": ("m", 5)}], cache)
-    assert calls == 4 and [b["n"] for b in stub.bodies[-4:]] == [2, 2, 2, 2]  # samples 3, 4 only
+    assert calls == 4 and [b["n"] for b in stub.requests[-4:]] == [2, 2, 2, 2]  # samples 3, 4 only
     assert more.stages["qa"].cached_samples == 12
 
 
@@ -272,7 +272,7 @@ def test_a_langgraph_graph_with_stage_chat_models(stub, tmp_path):
     (res,), calls = run(path, [{"select": ("m", 2), "qa": ("m", 3)}], cache)
     assert res.ok, res.error
     assert res.metrics["em"] == 0.75 and calls == 8
-    select = [b for b in stub.bodies if "numbers?" in b["messages"][-1]["content"]]
+    select = [b for b in stub.requests if "numbers?" in b["messages"][-1]["content"]]
     assert len(select) == 4 and all(b["n"] == 2 for b in select)
     (again,), calls = run(path, [{"select": ("m", 2), "qa": ("m", 3)}], cache)
     assert calls == 0 and again.metrics == res.metrics
@@ -316,7 +316,7 @@ def test_a_declared_chain(stub, tmp_path):
     (res,), calls = run(path, [{"select": ("m", 2), "qa": ("m", 1)}], cache)
     assert res.ok, res.error
     assert res.metrics["em"] == 0.75 and calls == 8
-    qa = next(b for b in stub.bodies if "Capital of France" in b["messages"][-1]["content"]
+    qa = next(b for b in stub.requests if "Capital of France" in b["messages"][-1]["content"]
               and b["messages"][-1]["content"].startswith("Context:"))  # fmt: skip
     # the ids "2, 1" named passages 2 and 1, rendered as numbered lines for the next stage
     assert qa["messages"][-1]["content"] == (

@@ -1,5 +1,5 @@
 """Two real `agenttts evaluate` processes drawing the same configuration at the same time into one
-sample cache, against a real local server (`fault_server.py`) that logs every answered request:
+sample cache, against a real local server (`openai_server.py`) that logs every answered request:
 every sample is requested exactly once over both, both get the same result, and the cache holds
 each sample once, no claim left over, and passes SQLite's integrity check."""
 
@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
-from fault_server import FaultProcess
 from live_task import TASKS, raw_task
+from openai_server import FaultProcess
 
 pytestmark = pytest.mark.integration
 

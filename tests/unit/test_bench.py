@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,8 +12,8 @@ import yaml
 from agenttts.cli.main import main
 from agenttts.errors import InputError
 from agenttts.search_bench import BenchSettings, run_bench, write_outputs
-from agenttts.search_bench.harness import reach
-from agenttts.search_bench.output import format_table
+from agenttts.search_bench.harness import AGENT_TIMEOUT_S, agent_overrides, reach
+from agenttts.search_bench.output import format_table, origins_table
 
 
 def tiny_task(folder) -> str:
@@ -76,6 +78,8 @@ def test_bench_end_to_end_measures_against_the_exhaustive_optimum_and_resumes(tm
     for r in runs:
         if r["method"] == "grid":
             assert r["trials_to_optimum"] is not None  # exhaustive: it must get there
+        if r["trials_to_optimum"] is not None:  # no initial trials: batch k holds trials 8k-7..8k
+            assert r["batches_to_optimum"] == -(-r["trials_to_optimum"] // s.batch_size)
     paths = write_outputs(result, s.out_dir)
     record = json.loads((s.out_dir / "bench.json").read_text())
     assert {o["method"] for o in record["overall"]} == {"grid", "random"}
@@ -114,8 +118,8 @@ def test_llm_method_runs_in_the_bench_with_its_agent_cost_counted(tmp_path):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
-    from canned_server import Reply, canned_server
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
+    from openai_server import CannedServer, Reply
 
     def reply(k: int) -> Reply:
         configs = [
@@ -125,7 +129,7 @@ def test_llm_method_runs_in_the_bench_with_its_agent_cost_counted(tmp_path):
         ]  # fmt: skip
         return Reply(json.dumps({"configs": configs, "rationale": f"round {k}"}))
 
-    with canned_server([reply(k) for k in range(1, 6)]) as srv:
+    with CannedServer([reply(k) for k in range(1, 6)]) as srv:
         s = settings(
             tmp_path,
             methods=["agenthpo"],
@@ -139,3 +143,48 @@ def test_llm_method_runs_in_the_bench_with_its_agent_cost_counted(tmp_path):
     assert run["trials"] == 6 and run["agent_calls"] == 3 == len(srv.requests)
     assert run["agent_prompt_tokens"] == 300 and run["agent_completion_tokens"] == 60
     assert run["environment_calls"] == 7  # six trials and the test-split run of the best
+
+
+def test_bench_counts_where_an_llm_methods_trials_came_from(tmp_path):
+    """Repaired, topped-up and as-proposed trials are counted from the archive and tabled; an LLM
+    method gets the bench's long agent timeout unless one is given."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
+    from openai_server import CannedServer, Reply
+
+    def config(a: tuple[str, int], b: tuple[str, int]) -> dict:
+        return {"stages": [{"stage": "a", "model": a[0], "samples": a[1]},
+                           {"stage": "b", "model": b[0], "samples": b[1]}]}  # fmt: skip
+
+    over = config(("s", 1), ("l", 5))  # 73 units against a budget of 50: repaired to fit
+    answers = [
+        [over, config(("s", 1), ("s", 1))],
+        [config(("s", 2), ("s", 1))],  # a short batch: one slot topped up
+        [config(("s", 3), ("s", 1)), config(("s", 4), ("s", 1))],
+    ]
+    replies = [Reply(json.dumps({"configs": c, "rationale": "r"})) for c in answers]
+    with CannedServer(replies) as srv:
+        s = settings(
+            tmp_path,
+            methods=["agenthpo"],
+            seeds=[0],
+            max_trials=6,
+            batch_size=2,
+            agent={"agent_base_url": srv.url, "agent_model": "canned"},
+        )
+        assert agent_overrides(s, True)["agent_timeout_s"] == AGENT_TIMEOUT_S
+        assert "agent_timeout_s" not in agent_overrides(s, False)
+        result = run_bench(s)
+    (run,) = result["runs"]
+    assert (run["agent_repaired"], run["agent_topped_up"], run["agent_as_is"]) == (1, 1, 4)
+    assert run["agent_rejected"] == 0 and run["agent_failed_steps"] == 0
+    (row,) = result["summary"]
+    assert row["total_agent_topped_up"] == 1
+    assert "| sim-tiny | agenthpo | 1 | 3 | 0 | 0 | 4 | 1 | 1 | 0 |" in origins_table(result)
+    assert origins_table({"summary": [{**row, "mean_agent_calls": 0}]}) == ""
+
+
+def test_a_given_agent_timeout_is_kept(tmp_path, monkeypatch):
+    s = settings(tmp_path, agent={"agent_timeout_s": 5.0})
+    assert agent_overrides(s, True)["agent_timeout_s"] == 5.0
+    monkeypatch.setenv("AGENTTTS_AGENT_TIMEOUT_S", "7")
+    assert "agent_timeout_s" not in agent_overrides(settings(tmp_path), True)

@@ -298,6 +298,13 @@ def test_bad_variants_are_reported_before_any_spend(tmp_path: Path):
 
     assert any("stages[answer].models[bm25]" in p for p in problems_of("kgqa.yaml", bm25_answers))
 
+    def foreign_fuser(raw):
+        raw["stages"][1]["aggregator"] = "fuse"
+        raw["stages"][1]["aggregator_settings"] = {"model": "gpt-4o"}
+
+    found = problems_of("kgqa.yaml", foreign_fuser)
+    assert any("fuser 'gpt-4o' is not one of the stage's models" in p for p in found)
+
     raw_items = tmp_path / "cwq_raw.jsonl"  # not converted: the converter's input, not its output
     raw_items.write_text("".join(json.dumps(x) + "\n" for x in generated_cwq(2)))
 

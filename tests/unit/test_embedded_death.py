@@ -25,7 +25,7 @@ from agenttts.environment.embedded import (
     log_excerpt,
 )
 
-FAULT_SERVER = Path(__file__).resolve().parents[1] / "fixtures" / "live" / "fault_server.py"
+FAULT_SERVER = Path(__file__).resolve().parents[1] / "fixtures" / "live" / "openai_server.py"
 CRASH = "RuntimeError: CPU Generator does not use offset"
 
 

@@ -15,9 +15,11 @@ from agenttts.environment.space import Config, config_cost, within_budget
 from agenttts.environment.task_loading import load_task, parse_task
 from agenttts.graph.runner import run_search
 from agenttts.proposers.hybrid import REPAIRED, TOPPED_UP, repair
+from agenttts.report import archive_rows
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
-from canned_server import Reply, canned_server
+from openai_server import CannedServer, Reply
 from tiny_task import TASK
 
 PREFERENCES = {
@@ -64,7 +66,7 @@ def test_over_budget_proposal_repaired_and_short_batch_topped_up(tmp_path):
     task = load_task("sim-cwq")
     over = Config.model_validate(OVER)
     assert not within_budget(task, over)
-    with canned_server(replies()) as srv:
+    with CannedServer(replies()) as srv:
         archive = search(tmp_path, srv.url)
     batch = archive.in_iteration(1)
     assert len(batch) == 4 and len(batch.executed()) == 4 and not archive.rejected()
@@ -80,10 +82,14 @@ def test_over_budget_proposal_repaired_and_short_batch_topped_up(tmp_path):
     assert "1 repaired to fit" in (own.rationale or "") and "2 topped up" in (own.rationale or "")
     prompt = srv.requests[2]["messages"][1]["content"]
     assert "Numbers from the trials so far" in prompt and "best S" in prompt
+    notes = {row[0]: row[-1] for row in archive_rows(list(batch))}  # `show` and the report
+    assert notes[str(fixed.trial_id)].startswith(REPAIRED)
+    assert all(notes[str(t.trial_id)].startswith(TOPPED_UP) for t in topped)
+    assert not notes[str(own.trial_id)]
 
 
 def test_off_is_the_papers_agent_exactly(tmp_path):
-    with canned_server(replies()) as srv:
+    with CannedServer(replies()) as srv:
         archive = search(tmp_path, srv.url, hybrid_agent=False)
     batch = archive.in_iteration(1)
     [rejected] = batch.rejected()

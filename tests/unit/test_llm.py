@@ -13,8 +13,8 @@ from agenttts.errors import ResumableStop
 from agenttts.graph.context import Context
 from agenttts.llm import AgentClient, extract_json, resolve_base_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
-from canned_server import Reply, canned_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
+from openai_server import CannedServer, Reply
 
 
 class Pick(BaseModel):
@@ -35,7 +35,7 @@ def client(url: str, **kw) -> AgentClient:
 
 
 def test_structured_answer_sends_json_schema_and_counts_usage():
-    with canned_server([Reply(GOOD, prompt_tokens=50, completion_tokens=9)]) as srv:
+    with CannedServer([Reply(GOOD, prompt_tokens=50, completion_tokens=9)]) as srv:
         ans = client(srv.url, temperature=0.3, max_tokens=77).structured(
             [("system", "s"), ("user", "u")], Picks, seed=5
         )
@@ -57,7 +57,7 @@ def test_structured_answer_sends_json_schema_and_counts_usage():
     ],
 )
 def test_json_wrapped_by_a_weak_model_is_recovered_without_reasking(content):
-    with canned_server([Reply(content)]) as srv:
+    with CannedServer([Reply(content)]) as srv:
         ans = client(srv.url).structured([("user", "u")], Picks)
     assert ans.ok and ans.value is not None
     assert ans.value.picks == [Pick(stage="qa", samples=4)]
@@ -66,7 +66,7 @@ def test_json_wrapped_by_a_weak_model_is_recovered_without_reasking(content):
 
 def test_truncated_answer_is_reasked_with_the_reason_and_then_used():
     replies = [Reply('{"picks": [{"stage": "qa", "sam', finish_reason="length"), Reply(GOOD)]
-    with canned_server(replies) as srv:
+    with CannedServer(replies) as srv:
         ans = client(srv.url, max_tokens=12).structured([("user", "u")], Picks)
     assert ans.ok and ans.usage.calls == 2 and ans.usage.failures == 0
     assert "cut off at the token limit (12)" in ans.errors[0]
@@ -76,7 +76,7 @@ def test_truncated_answer_is_reasked_with_the_reason_and_then_used():
 
 
 def test_unusable_answers_stop_after_the_bounded_retries():
-    with canned_server([Reply("I would rather chat about the weather.")]) as srv:
+    with CannedServer([Reply("I would rather chat about the weather.")]) as srv:
         ans = client(srv.url, max_parse_retries=2).structured([("user", "u")], Picks)
     assert ans.value is None and len(srv.requests) == 3
     assert len(ans.errors) == 3 and all("no JSON" in e for e in ans.errors)
@@ -86,7 +86,7 @@ def test_unusable_answers_stop_after_the_bounded_retries():
 
 def test_check_problems_are_fed_back():
     bad = '{"picks": [{"stage": "nope", "samples": 4}]}'
-    with canned_server([Reply(bad), Reply(GOOD)]) as srv:
+    with CannedServer([Reply(bad), Reply(GOOD)]) as srv:
         ans = client(srv.url).structured(
             [("user", "u")],
             Picks,
@@ -97,14 +97,14 @@ def test_check_problems_are_fed_back():
 
 
 def test_schema_mismatch_is_reasked():
-    with canned_server([Reply('{"picks": [{"stage": "qa"}]}'), Reply(GOOD)]) as srv:
+    with CannedServer([Reply('{"picks": [{"stage": "qa"}]}'), Reply(GOOD)]) as srv:
         ans = client(srv.url).structured([("user", "u")], Picks)
     assert ans.ok and "picks.0.samples" in ans.errors[0]
 
 
 def test_server_refusing_response_format_falls_back_to_plain_text():
     replies = [Reply(status=400, error="response_format json_schema unsupported"), Reply(GOOD)]
-    with canned_server(replies) as srv:
+    with CannedServer(replies) as srv:
         ans = client(srv.url).structured([("user", "u")], Picks)
     assert ans.ok and "asking in plain text" in ans.errors[0]
     assert "response_format" in srv.requests[0] and "response_format" not in srv.requests[1]
@@ -112,13 +112,13 @@ def test_server_refusing_response_format_falls_back_to_plain_text():
 
 def test_free_text_and_key_from_env_never_in_errors(monkeypatch):
     monkeypatch.setenv("C2_TEST_KEY", "sk-secret-123")
-    with canned_server([Reply("guidelines here", prompt_tokens=11, completion_tokens=3)]) as srv:
+    with CannedServer([Reply("guidelines here", prompt_tokens=11, completion_tokens=3)]) as srv:
         text, usage = client(srv.url, api_key_env="C2_TEST_KEY").complete([("user", "u")])
     assert text == "guidelines here" and usage.prompt_tokens == 11
     headers = {k.lower(): v for k, v in srv.headers[0].items()}
     assert headers["authorization"] == "Bearer sk-secret-123"
     with (
-        canned_server([Reply(status=401, error="bad key")]) as srv,
+        CannedServer([Reply(status=401, error="bad key")]) as srv,
         pytest.raises(ResumableStop) as err,
     ):
         client(srv.url, api_key_env="C2_TEST_KEY").complete([("user", "u")])
@@ -126,7 +126,7 @@ def test_free_text_and_key_from_env_never_in_errors(monkeypatch):
 
 
 def test_unreachable_endpoint_names_the_url():
-    with canned_server([Reply("x")]) as srv:
+    with CannedServer([Reply("x")]) as srv:
         url = srv.url  # the port is free again once the server is gone
     c = client(url, timeout_s=5)
     with pytest.raises(ResumableStop, match=url.replace(".", r"\.")):

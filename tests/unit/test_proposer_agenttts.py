@@ -19,9 +19,18 @@ from agenttts.proposers.base import ProposalContext, ProposerSettings
 from agenttts.proposers.insight.preferences import preference_configs
 from agenttts.proposers.screening import screen
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
-from canned_server import Reply, canned_server, fixture_text
+from openai_server import CannedServer, Reply
 from tiny_task import TASK, trial
+
+AGENT_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "agent"
+
+
+def fixture_text(name: str) -> str:
+    """A canned agent answer kept as a file next to the tiny task."""
+    return (AGENT_FIXTURES / name).read_text()
+
 
 ARCHIVE = Archive(
     [
@@ -55,7 +64,7 @@ def test_registered_by_name():
 
 def test_valid_proposal_is_parsed_and_prompt_carries_task_and_archive():
     answer = fixture_text("over_budget.json")
-    with canned_server([Reply(answer)]) as srv:
+    with CannedServer([Reply(answer)]) as srv:
         prop = proposer(srv.url).propose(ctx(guidelines="try qa small x10"))
     assert len(prop.configs) == 2 and prop.rationale == "spend everything on sampling"
     assert prop.usage.calls == 1 and not prop.errors
@@ -70,7 +79,7 @@ def test_valid_proposal_is_parsed_and_prompt_carries_task_and_archive():
 
 
 def test_unknown_models_and_ranges_reach_the_screen_structural_errors_are_dropped():
-    with canned_server([Reply(fixture_text("unknown_models.json"))]) as srv:
+    with CannedServer([Reply(fixture_text("unknown_models.json"))]) as srv:
         prop = proposer(srv.url).propose(ctx())
     assert len(srv.requests) == 1
     assert len(prop.configs) == 3  # samples=0 cannot form a configuration
@@ -84,7 +93,7 @@ def test_unknown_models_and_ranges_reach_the_screen_structural_errors_are_droppe
 @pytest.mark.parametrize("name", ["prose_answer.txt", "truncated_answer.txt"])
 def test_malformed_answers_never_raise_and_are_recorded(name):
     finish = "length" if "truncated" in name else "stop"
-    with canned_server([Reply(fixture_text(name), finish_reason=finish)]) as srv:
+    with CannedServer([Reply(fixture_text(name), finish_reason=finish)]) as srv:
         prop = proposer(srv.url).propose(ctx())
     assert prop.configs == [] and len(srv.requests) == 2  # asked once more, then gave up
     assert len(prop.errors) == 2 and prop.usage.failures == 1 and prop.usage.calls == 2
@@ -92,7 +101,7 @@ def test_malformed_answers_never_raise_and_are_recorded(name):
 
 def test_malformed_then_good_answer_is_used():
     replies = [Reply(fixture_text("prose_answer.txt")), Reply(fixture_text("over_budget.json"))]
-    with canned_server(replies) as srv:
+    with CannedServer(replies) as srv:
         prop = proposer(srv.url).propose(ctx())
     assert len(prop.configs) == 2 and "no JSON" in prop.errors[0]
     assert "could not be used" in srv.requests[1]["messages"][-1]["content"]
@@ -109,7 +118,7 @@ def test_preferences_reask_on_unknown_model_then_accept():
         ],
         "notes": "as insight 1 says",
     }
-    with canned_server([Reply(json.dumps(bad)), Reply(json.dumps(good))]) as srv:
+    with CannedServer([Reply(json.dumps(bad)), Reply(json.dumps(good))]) as srv:
         prefs = proposer(srv.url).summarize_preferences(ctx())
     assert prefs is not None
     assert prefs.models == {"retrieval": "big", "qa": "small"}
@@ -120,25 +129,25 @@ def test_preferences_reask_on_unknown_model_then_accept():
 
 
 def test_preferences_unusable_is_an_agent_error_not_unreachable():
-    with canned_server([Reply("no idea")]) as srv, pytest.raises(AgentError) as err:
+    with CannedServer([Reply("no idea")]) as srv, pytest.raises(AgentError) as err:
         proposer(srv.url).summarize_preferences(ctx())
     assert not isinstance(err.value, ResumableStop)
 
 
 def test_guidelines_text_and_server_error_keeps_previous():
-    with canned_server([Reply("qa: small, S 10-20.")]) as srv:
+    with CannedServer([Reply("qa: small, S 10-20.")]) as srv:
         g = proposer(srv.url).guidelines(ctx(guidelines="old"))
     assert g is not None
     assert g.text == "qa: small, S 10-20." and not g.errors
     assert "old" in srv.requests[0]["messages"][1]["content"]
-    with canned_server([Reply(status=500, error="boom")]) as srv:
+    with CannedServer([Reply(status=500, error="boom")]) as srv:
         g = proposer(srv.url).guidelines(ctx(guidelines="old"))
     assert g is not None
     assert g.text == "old" and "HTTP 500" in g.errors[0] and g.usage.failures == 1
 
 
 def test_unreachable_raises_for_the_graph_to_stop():
-    with canned_server([Reply("x")]) as srv:
+    with CannedServer([Reply("x")]) as srv:
         url = srv.url
     p = proposer(url, timeout_s=5)
     for call in (p.propose, p.guidelines):
@@ -148,7 +157,7 @@ def test_unreachable_raises_for_the_graph_to_stop():
 
 def test_ablation_removes_insight_block_from_the_agent_prompt(tmp_path):
     (tmp_path / "system.txt").write_text("EDITED SYSTEM")
-    with canned_server([Reply(fixture_text("over_budget.json"))]) as srv:
+    with CannedServer([Reply(fixture_text("over_budget.json"))]) as srv:
         ep = Context().agent_endpoint(base_url=srv.url, model="canned")
         s = ProposerSettings(no_insights=frozenset({3}), prompts_dir=tmp_path, agent=ep)
         AgentTTSProposer(s).propose(ctx())

@@ -27,9 +27,9 @@ from agenttts.proposers import PROPOSERS, make_proposer, proposer_class
 from agenttts.proposers.base import Guidelines, Preferences, ProposalContext, ProposerSettings
 from agenttts.proposers.screening import screen
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "proposers"))
-from canned_server import Reply, canned_server
+from openai_server import CannedServer, Reply
 from tiny_grid import drive, keys, load_tiny
 
 #: A valid agent answer on the tiny task: two configurations within its budget.
@@ -51,7 +51,7 @@ ANSWER = json.dumps(
 
 @pytest.fixture(scope="module")
 def agent_url() -> Iterator[str]:
-    with canned_server([Reply(ANSWER)]) as srv:
+    with CannedServer([Reply(ANSWER)]) as srv:
         yield srv.url
 
 

@@ -19,9 +19,9 @@ from agenttts.proposers.agenthpo import AgentHPOProposer
 from agenttts.proposers.base import ProposalContext, ProposerSettings
 from agenttts.proposers.mlcopilot import MLCopilotProposer, retrieve
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "agent"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "proposers"))
-from canned_server import Reply, canned_server
+from openai_server import CannedServer, Reply
 from tiny_grid import drive, load_tiny
 
 
@@ -73,7 +73,7 @@ def test_agenthpo_reads_the_whole_log_with_its_earlier_analyses(task):
         for i in range(25)
     ]  # fmt: skip
     ctx = ProposalContext(task=task, archive=Archive(archive), iteration=4, batch_size=3)
-    with canned_server([Reply(answer((("l", 1), ("s", 3)), (("s", 2), ("l", 1))))]) as srv:
+    with CannedServer([Reply(answer((("l", 1), ("s", 3)), (("s", 2), ("l", 1))))]) as srv:
         prop = make_proposer("agenthpo", settings(srv.url)).propose(ctx)
     assert [c.short() for c in prop.configs] == ["ret=lx1 | qa=sx3", "ret=sx2 | qa=lx1"]
     assert prop.rationale == "because" and prop.usage.calls == 1 and not prop.errors
@@ -96,7 +96,7 @@ def test_mlcopilot_retrieves_neighbours_of_the_best_and_distils_knowledge(task):
     ctx = ProposalContext(task=task, archive=Archive(archive), iteration=2, batch_size=2)
     replies = [Reply("ret: large model, one sample.\nqa: small model, 3 samples."),
                Reply(answer((("l", 1), ("s", 2))))]  # fmt: skip
-    with canned_server(replies) as srv:
+    with CannedServer(replies) as srv:
         p = make_proposer("mlcopilot", settings(srv.url))
         knowledge = p.guidelines(ctx)
         assert knowledge is not None
@@ -113,7 +113,7 @@ def test_mlcopilot_retrieves_neighbours_of_the_best_and_distils_knowledge(task):
 @pytest.mark.parametrize("name", ["agenthpo", "mlcopilot"])
 def test_unusable_answers_are_recorded_not_raised(task, name):
     ctx = ProposalContext(task=task, archive=Archive(), iteration=1, batch_size=2)
-    with canned_server([Reply("I would try a bigger model.")]) as srv:
+    with CannedServer([Reply("I would try a bigger model.")]) as srv:
         prop = make_proposer(name, settings(srv.url)).propose(ctx)
     assert prop.configs == [] and prop.errors and prop.usage.failures == 1
     assert len(srv.requests) == 2  # asked again once with the reason
@@ -121,7 +121,7 @@ def test_unusable_answers_are_recorded_not_raised(task, name):
 
 @pytest.mark.parametrize("name", ["agenthpo", "mlcopilot"])
 def test_unreachable_agent_raises_for_the_graph_to_stop(task, name):
-    with canned_server([Reply("x")]) as srv:
+    with CannedServer([Reply("x")]) as srv:
         url = srv.url
     ctx = ProposalContext(task=task, archive=Archive(), iteration=1, batch_size=2)
     with pytest.raises(ResumableStop):
@@ -131,12 +131,12 @@ def test_unreachable_agent_raises_for_the_graph_to_stop(task, name):
 @pytest.mark.parametrize("name", ["agenthpo", "mlcopilot"])
 def test_proposals_screen_on_the_replay_task_and_a_rerun_asks_the_same(task, name):
     replies = [Reply(answer((("s", k), ("s", 1)), (("l", 1), ("s", k)))) for k in range(1, 7)]
-    with canned_server(replies) as srv:
+    with CannedServer(replies) as srv:
         archive, _, duplicates = drive(task, make_proposer(name, settings(srv.url)), 3, 2)
         first = [(m["messages"], m.get("seed")) for m in srv.requests]
     assert duplicates == 0 and len(archive) == 6
     assert all(not config_problems(task, t.config) for t in archive)
-    with canned_server(replies) as srv:
+    with CannedServer(replies) as srv:
         drive(task, make_proposer(name, settings(srv.url)), 3, 2)
         again = [(m["messages"], m.get("seed")) for m in srv.requests]
     assert again == first  # same archive, same prompts and the same per-call seeds

@@ -18,6 +18,7 @@ from agenttts.environment.registry import make_executor
 from agenttts.environment.task_loading import load_task
 from agenttts.errors import InputError
 from agenttts.graph.runner import run_search
+from agenttts.racing import estimate
 from agenttts.search_bench import BenchSettings, run_bench
 from agenttts.search_bench.output import format_table
 
@@ -99,6 +100,26 @@ def test_a_racing_search_on_a_samples_replay_ends_at_the_known_optimum_on_the_fu
     assert plain.best() is not None and plain.best().config == optimum.config  # type: ignore[union-attr]
     assert raced.search_cost() < plain.search_cost()
     assert raced.search_costs()[-1] == pytest.approx(raced.search_cost())
+
+
+def test_the_initial_trials_race_among_themselves_and_the_clearly_worse_one_is_partial(tmp_path):
+    task_file = samples_task(tmp_path)
+    optimum = make_executor(load_task(task_file)).optimum("train")  # type: ignore[attr-defined]
+    db = tmp_path / "runs.sqlite"
+    raced = search(task_file, db, "raced", proposer="insight", racing=0.25, max_iterations=2)
+    plain = search(task_file, db, "plain", proposer="insight", max_iterations=2)
+
+    init = {t.config.short(): t for t in raced.in_phase("init")}
+    big, small = init["qa=bigx8"], init["qa=smallx8"]
+    assert big.fidelity == 1.0 and big.config == optimum.config  # the stage's best: every item
+    assert small.fidelity < 1.0 and small.items_evaluated in (8, 16)  # separated: partial
+    assert small.score == pytest.approx(estimate(small, big, "accuracy"))
+    assert small.score is not None and big.score is not None and small.score < big.score
+    full = {t.config.short(): t for t in plain.in_phase("init")}
+    assert big.score == full["qa=bigx8"].score and big.search_cost == full["qa=bigx8"].search_cost
+    assert small.search_cost < full["qa=smallx8"].search_cost
+    best = raced.best()
+    assert best is not None and best.config == optimum.config and best.fidelity == 1.0
 
 
 def test_racing_on_the_grid_replay_is_refused_before_anything_runs(tmp_path, capsys):

@@ -18,6 +18,7 @@ from agenttts.environment.space import (
     fit_budget,
     max_samples_for,
     max_samples_given,
+    neighbour_samples,
     snap_samples,
     within_budget,
 )
@@ -292,9 +293,8 @@ def model_probes(task: Task, trials: Archive, center: Config, trade: bool) -> li
             ]
             if not ran:
                 continue
-            low = fewest_samples(stage, model)
-            s = geo_mid(stage, low, min(ran))
-            if s >= min(ran):
+            s = probe_below(stage, fewest_samples(stage, model), min(ran))
+            if s is None:
                 continue
             cfg = center.with_stage(stage.name, model, s)
             if not within_budget(task, cfg):
@@ -306,6 +306,19 @@ def model_probes(task: Task, trials: Archive, center: Config, trade: bool) -> li
                 Move(cfg, f"{stage.name}: {model} below the S it ran at ({min(ran)} -> {s})")
             )
     return out
+
+
+def probe_below(stage: Stage, low: int, ran: int) -> int | None:
+    """The count to try a model at below the fewest it ran at (`ran`): the log-midpoint down to
+    `low`, else the next allowed count down (a midpoint of two neighbours snaps back up, which
+    would stop the probes one count short of `low`); None once `ran` is `low`."""
+    if ran <= low:
+        return None
+    s = geo_mid(stage, low, ran)
+    if s < ran:
+        return s
+    below = neighbour_samples(stage, ran, -1)
+    return below if below is not None and below >= low else None
 
 
 def interleave(a: Sequence[Move], b: Sequence[Move]) -> list[Move]:
