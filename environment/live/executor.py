@@ -24,7 +24,7 @@ import contextvars
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
@@ -39,7 +39,13 @@ from agenttts.environment.executor import (
 )
 from agenttts.environment.live.sampler import Sampler, SamplerSettings, Tally
 from agenttts.environment.live.scoring import ScoringSettings
-from agenttts.environment.live.stages import Stages, TrialRun, split_settings
+from agenttts.environment.live.stages import (
+    ITEM_CLOCK,
+    ItemClock,
+    Stages,
+    TrialRun,
+    split_settings,
+)
 from agenttts.environment.space import Config, config_cost
 from agenttts.environment.splits import Split
 from agenttts.environment.task import ModelChoice, Problem, Task
@@ -47,11 +53,34 @@ from agenttts.errors import InputError, ResumableStop
 from agenttts.progress import ItemProgress
 
 
+async def _within_own_time(work: Awaitable[Any], timeout: float) -> Any:
+    """`work`'s result, or TimeoutError once its own time (`ItemClock`: waits for samples do not
+    count) passes `timeout`: a hung pipeline is stopped, a long queue at an endpoint is not."""
+    clock = ItemClock()
+    ITEM_CLOCK.set(clock)  # this item's context: its draws, and threads it starts, see it
+    job = asyncio.ensure_future(work)
+    try:
+        while True:
+            left = timeout - clock.own_seconds()
+            if left <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait({job}, timeout=left)
+            if done:
+                return job.result()
+    finally:
+        if not job.done():
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+
+
 class PipelineSettings(SamplerSettings, ScoringSettings):
     """`environment.settings` shared by the pipeline kinds: endpoints and cache, scoring, items."""
 
     item_timeout_s: float = Field(
-        default=600.0, gt=0, description="one item's pipeline run, queueing for endpoints included"
+        default=600.0,
+        gt=0,
+        description="one item's pipeline code (its waits for samples, bounded by the request "
+        "timeout and retries, do not count): a hung pipeline is stopped after this",
     )
     max_failed_share: float = Field(
         default=0.5, ge=0, le=1, description="more items failing than this fails the trial"
@@ -251,7 +280,7 @@ class PipelineExecutor(PerConfigExecutor):
         run.enter()
         timeout = self.live.item_timeout_s
         try:
-            prediction = await asyncio.wait_for(program.predict(item, run.stages), timeout)
+            prediction = await _within_own_time(program.predict(item, run.stages), timeout)
             if run.fatal is not None:
                 raise run.fatal
             return await program.score(prediction, item)

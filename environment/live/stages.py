@@ -20,7 +20,9 @@ runner fails the whole trial even when user code catches the exception.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +101,38 @@ class StageUnavailable(TrialError):
 
 
 _CURRENT: ContextVar[TrialRun | None] = ContextVar("agenttts_trial", default=None)
+
+
+class ItemClock:
+    """One item's own time: its pipeline's code, not its waits for samples. A wait has its own
+    bounds (the request timeout, retries, the circuit breaker), and a long queue for a slow or
+    busy endpoint is not a hang, so only the rest counts against the item's timeout."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.waits = 0  # draws in flight (an item may draw several stages at once)
+        self.waited = 0.0
+        self._since = 0.0
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        if self.waits == 0:
+            self._since = time.monotonic()
+        self.waits += 1
+        try:
+            yield
+        finally:
+            self.waits -= 1
+            if self.waits == 0:
+                self.waited += time.monotonic() - self._since
+
+    def own_seconds(self) -> float:
+        now = time.monotonic()
+        return now - self.start - self.waited - (now - self._since if self.waits else 0.0)
+
+
+#: The item running in this context (set per item by the executor; absent outside a trial).
+ITEM_CLOCK: ContextVar[ItemClock | None] = ContextVar("agenttts_item_clock", default=None)
 
 
 def current_run() -> TrialRun:
@@ -247,15 +281,17 @@ class StageHandle:
                 f"trial: check `stages[{self.name!r}].is_llm` and run it in the pipeline"
             )
         params = self._params(stage, sampling)
+        clock = ITEM_CLOCK.get()
         try:
-            return await run.sampler.draw(
-                self.name,
-                choice,
-                to_messages(messages),
-                count,
-                params,
-                run.tally(tally or self.name),
-            )
+            with clock.waiting() if clock is not None else nullcontext():
+                return await run.sampler.draw(
+                    self.name,
+                    choice,
+                    to_messages(messages),
+                    count,
+                    params,
+                    run.tally(tally or self.name),
+                )
         except (TrialError, ResumableStop) as e:
             run.fail(e)
             raise

@@ -242,6 +242,21 @@ def test_a_hanging_item_times_out(stub, tmp_path, fn):
     assert res.details["first_item_error"] == "item bad: timed out after 1 s"
 
 
+def test_waiting_for_a_slow_endpoint_is_not_a_hang(tmp_path):
+    """The item timeout bounds the pipeline's own code: every request here takes longer than the
+    whole item may (a queue at a busy server), and no item times out."""
+
+    def slow(body: dict[str, Any]) -> str | list[str]:
+        time.sleep(0.8)
+        return reply(body)
+
+    with StubServer(slow, models=("m", "reject")) as srv:
+        path = python_task(tmp_path, srv.url, "answer", item_timeout_s=0.5)
+        (res,), calls = run(path, [{"qa": ("m", 3)}], tmp_path / "c")
+    assert res.ok, res.error
+    assert calls == 4 and "failed_items" not in res.details and res.metrics["em"] == 0.75
+
+
 def test_an_undeclared_stage_fails_the_trial_even_when_caught(stub, tmp_path):
     (res,), _ = run(
         python_task(tmp_path, stub.url, "undeclared"), [{"qa": ("m", 1)}], tmp_path / "c"

@@ -113,6 +113,18 @@ def test_cli_bench_unknown_task_exits_2(tmp_path, capsys):
     assert "no such task file" in capsys.readouterr().err
 
 
+def agent_bench(tmp_path, url: str):
+    """One agenthpo run of six trials in batches of two, its agent the canned server at `url`."""
+    return settings(
+        tmp_path,
+        methods=["agenthpo"],
+        seeds=[0],
+        max_trials=6,
+        batch_size=2,
+        agent={"agent_base_url": url, "agent_model": "canned"},
+    )
+
+
 def test_llm_method_runs_in_the_bench_with_its_agent_cost_counted(tmp_path):
     """AgentHPO through the graph against a real local HTTP server with canned answers."""
     import sys
@@ -130,15 +142,7 @@ def test_llm_method_runs_in_the_bench_with_its_agent_cost_counted(tmp_path):
         return Reply(json.dumps({"configs": configs, "rationale": f"round {k}"}))
 
     with CannedServer([reply(k) for k in range(1, 6)]) as srv:
-        s = settings(
-            tmp_path,
-            methods=["agenthpo"],
-            seeds=[0],
-            max_trials=6,
-            batch_size=2,
-            agent={"agent_base_url": srv.url, "agent_model": "canned"},
-        )
-        result = run_bench(s)
+        result = run_bench(agent_bench(tmp_path, srv.url))
     (run,) = result["runs"]
     assert run["trials"] == 6 and run["agent_calls"] == 3 == len(srv.requests)
     assert run["agent_prompt_tokens"] == 300 and run["agent_completion_tokens"] == 60
@@ -163,14 +167,7 @@ def test_bench_counts_where_an_llm_methods_trials_came_from(tmp_path):
     ]
     replies = [Reply(json.dumps({"configs": c, "rationale": "r"})) for c in answers]
     with CannedServer(replies) as srv:
-        s = settings(
-            tmp_path,
-            methods=["agenthpo"],
-            seeds=[0],
-            max_trials=6,
-            batch_size=2,
-            agent={"agent_base_url": srv.url, "agent_model": "canned"},
-        )
+        s = agent_bench(tmp_path, srv.url)
         assert agent_overrides(s, True)["agent_timeout_s"] == AGENT_TIMEOUT_S
         assert "agent_timeout_s" not in agent_overrides(s, False)
         result = run_bench(s)
