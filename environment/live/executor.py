@@ -71,6 +71,8 @@ async def _within_own_time(work: Awaitable[Any], timeout: float) -> Any:
         if not job.done():
             job.cancel()
             await asyncio.gather(job, return_exceptions=True)
+        elif not job.cancelled():
+            job.exception()  # retrieved: its failure, when this item was cancelled, is not news
 
 
 class PipelineSettings(SamplerSettings, ScoringSettings):
