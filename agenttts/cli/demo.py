@@ -4,9 +4,9 @@ Starts the embedded server (SmolLM2-135M-Instruct on vLLM's CPU build) unless
 `$AGENTTTS_EMBEDDED_URL` already names one, and runs the search on the bundled 2Wiki task with that
 server as both the pipeline's model and the agent (the settings' defaults: `base_url: embedded`
 resolves to the server this process started, so nothing is written to the environment). Small on
-purpose (a few trials per iteration, a couple of iterations) so it ends in about ten minutes on two
-cores; the samples it draws stay in the sample cache, so a second demo with a new thread replays
-most of them for free.
+purpose (a few trials per iteration, a couple of iterations), yet on two CPU cores it takes half an
+hour or more (up to 42 QA samples per question); the samples it draws stay in the sample cache, so a
+second demo with a new thread replays most of them for free.
 """
 
 from __future__ import annotations
