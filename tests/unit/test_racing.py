@@ -4,13 +4,12 @@ surface, the samples replay's emulated cache, the agent's cost, and Optuna's vie
 
 from __future__ import annotations
 
-import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from agenttts.archive import Archive, Trial
 from agenttts.environment.executor import TrialResult
@@ -19,6 +18,10 @@ from agenttts.environment.space import Config, sample_feasible
 from agenttts.environment.task_loading import load_task, resolve_task_path
 from agenttts.proposers.base import AgentEndpoint, AgentUsage, ProposalContext
 from agenttts.proposers.optuna_bo import TPEProposer, _space
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
+from samples_task import write_samples_task
+
 from agenttts.racing import (
     Race,
     can_still_win,
@@ -191,26 +194,7 @@ def samples_task(folder: Path) -> Path:
         for q in range(10)
         for s in range(8)
     ]
-    (folder / "store.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    raw = {
-        "name": "cache",
-        "budget": 10_000,
-        "metrics": ["accuracy"],
-        "main_metric": "accuracy",
-        "data": {"train_size": 10, "test_size": 0, "seed": 0},
-        "environment": {"kind": "samples", "settings": {"store": "store.jsonl"}},
-        "stages": [
-            {
-                "name": "qa",
-                "prompt_tokens": 256,
-                "gen_tokens": 64,
-                "max_samples": 8,
-                "models": [{"name": "s", "params": 3e9}, {"name": "l", "params": 30e9}],
-            }
-        ],
-    }
-    (folder / "task.yaml").write_text(yaml.safe_dump(raw))
-    return folder / "task.yaml"
+    return write_samples_task(folder, rows, ("s", "l"), name="cache", train_size=10, test_size=0)
 
 
 def test_the_samples_replay_counts_only_samples_no_earlier_trial_drew(tmp_path):

@@ -24,6 +24,7 @@ from agenttts.search_bench.output import format_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
+from samples_task import write_samples_task
 
 
 def samples_task(folder: Path) -> Path:
@@ -43,27 +44,9 @@ def samples_task(folder: Path) -> Path:
                     {"model": model, "qid": q, "sample": s, "answer": answer, "gold": "gold",
                      "tokens": 20}
                 )  # fmt: skip
-    (folder / "store.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    raw = {
-        "name": "samples-race",
-        "budget": 10_000,
-        "metrics": ["accuracy"],
-        "main_metric": "accuracy",
-        "data": {"train_size": 30, "test_size": 10, "seed": 0},
-        "environment": {"kind": "samples", "settings": {"store": "store.jsonl"}},
-        "stages": [
-            {
-                "name": "qa",
-                "prompt_tokens": 256,
-                "gen_tokens": 64,
-                "max_samples": 8,
-                "aggregator": "vote",
-                "models": [{"name": "small", "params": 3e9}, {"name": "big", "params": 30e9}],
-            }
-        ],
-    }
-    (folder / "task.yaml").write_text(yaml.safe_dump(raw))
-    return folder / "task.yaml"
+    return write_samples_task(
+        folder, rows, ("small", "big"), name="samples-race", train_size=30, test_size=10
+    )
 
 
 def search(task: Path, db: Path, thread: str, **settings: object) -> Archive:
