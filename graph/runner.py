@@ -104,13 +104,12 @@ def run_search(
         cfg = thread_config(thread_id)
         snap = graph.get_state(cfg)
         resumed = bool(snap.values)
-        if resumed:
-            stored_task = snap.values.get("task", "")
-            if not _same_task(stored_task, task_ref):
-                raise InputError(
-                    f"thread {thread_id!r} searches task {stored_task!r}, not {task_ref!r}; "
-                    "use another --thread for another task"
-                )
+        stored_task = snap.values.get("task")
+        if stored_task and not _same_task(stored_task, task_ref):
+            raise InputError(
+                f"thread {thread_id!r} searches task {stored_task!r}, not {task_ref!r}; "
+                "use another --thread for another task"
+            )
         ctx, conflicts = settle_settings(
             snap.values.get("settings") if resumed else None, overrides
         )
@@ -118,7 +117,7 @@ def run_search(
             raise conflict_error(thread_id, conflicts)
         ctx.validate()
         racing.check(task, ctx.racing)  # racing on an aggregate-only executor: refused here
-        if resumed and not snap.next:
+        if resumed and ended(snap):
             if stop_reason(snap.values, ctx) is not None:  # it would stop right there again
                 return SearchOutcome(thread_id, dict(snap.values), (), True, False, ctx)
             # Raised limits lift the recorded stop: continue from the stop check, as if it had
@@ -181,8 +180,18 @@ class RunSummary:
     error: str | None = None  # what stopped an unfinished thread, in full
 
 
+def ended(snap: Any) -> bool:
+    """Whether a thread ran to its end. No next node is not enough: a run killed after a step's
+    nodes saved their results but before the step's checkpoint has no next node either (LangGraph
+    lists only nodes still to run), yet its tasks hold those results; running it again applies
+    them and goes on from there."""
+    return not snap.next and not snap.tasks
+
+
 def status_of(snap: Any) -> str:
     """One short line: finished, resumable before a node, or stopped in one and why (in brief)."""
+    if not snap.next and snap.tasks:
+        return f"resumable after {snap.tasks[0].name}"
     if not snap.next:
         return "finished"
     error = stop_error(snap)

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +16,48 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
-from search_cli import checkpoint_counter, command, comparable, finished_state, run_to_end
+from search_cli import command, comparable, finished_state, run_to_end, signalling
 
 pytestmark = pytest.mark.integration
 
 
-def reference_run(cmd: list[str], db: str) -> tuple[dict[str, Any], int]:
-    """The uninterrupted run: its finished state, and how many checkpoints it wrote (what the
-    kill points are fractions of)."""
-    run_to_end(cmd)
+def reference_run(cmd: list[str], db: str, tmp_path: Path) -> tuple[dict[str, Any], int]:
+    """The uninterrupted run: its finished state, and how many checkpoint writes it made (what
+    the kill points are fractions of)."""
+    counted = tmp_path / "writes"
+    done = subprocess.run(
+        signalling(cmd),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AGENTTTS_COUNT_WRITES_TO": str(counted)},
+    )
+    assert done.returncode == 0, done.stderr
     reference = finished_state(db)
     assert reference["status"] == "finished"
-    with checkpoint_counter(db) as count:
-        return reference, count("k")
+    return reference, int(counted.read_text())
 
 
-def kill_9_at(cmd: list[str], db: str, targets: list[int]) -> tuple[int, list[dict[str, Any]]]:
-    """Start `cmd` once per target and kill -9 it as soon as `db` holds that many checkpoints,
-    until a run finishes by itself: the kills that landed mid-run, and the state after each."""
+def kill_9_at(cmd: list[str], db: str, kill_points: list[int]) -> tuple[int, list[dict[str, Any]]]:
+    """Start `cmd` once per kill point and have it SIGKILL itself right after that many
+    checkpoint writes of its own, until a run finishes by itself: the kills that landed, and
+    the state after each run."""
     landed, states = 0, []
-    with checkpoint_counter(db) as count:
-        for target in targets:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 120
-            while count("k") < target and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.002)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                landed += 1
-            proc.wait(timeout=30)
-            states.append(finished_state(db))
-            if states[-1]["status"] == "finished":
-                break
+    for writes in kill_points:
+        done = subprocess.run(
+            signalling(cmd),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            env={**os.environ, "AGENTTTS_SIGNAL_AFTER_WRITES": str(writes)},
+        )
+        assert done.returncode in (0, -signal.SIGKILL), done.stderr
+        landed += done.returncode == -signal.SIGKILL
+        states.append(finished_state(db))
+        if done.returncode == 0:
+            assert states[-1]["status"] == "finished"
+            break
     return landed, states
 
 
@@ -57,13 +66,18 @@ def test_kill_9_anywhere_then_the_same_command_gives_the_uninterrupted_archive(
 ):
     task = write_grid_task(tmp_path / "task")
     ref_db = checkpoint_db("ref")
-    reference, total = reference_run(command(task, ref_db, tmp_path / "ref-reports"), ref_db)
+    reference, total = reference_run(
+        command(task, ref_db, tmp_path / "ref-reports"), ref_db, tmp_path
+    )
     executed = [t for t in reference["archive"] if t["status"] != "rejected"]
     assert len(executed) >= 10 and total >= 20  # long enough to be killed in the middle
 
     db = checkpoint_db("killed")
     cmd = command(task, db, tmp_path / "reports")
-    landed, _ = kill_9_at(cmd, db, [2, total // 4, total // 2, (3 * total) // 4, total - 3])
+    # each run's own writes: the first dies at once, the next ones a fifth of the way further
+    # on (give or take one, so kills land after checkpoints and after task writes alike)
+    step = total // 5
+    landed, _ = kill_9_at(cmd, db, [2, step + 1, step, step - 1, step, step + 1, step])
     assert landed >= 3, f"only {landed} kill(s) landed mid-run"
     run_to_end(cmd)
     resumed = finished_state(db)
@@ -91,15 +105,15 @@ def test_kill_9_during_races_loses_and_repeats_no_partial_evaluation(tmp_path, c
 
     ref_db = checkpoint_db("ref")
     reference, total = reference_run(
-        racing(command(Path("sim-2wiki"), ref_db, tmp_path / "ref-reports")), ref_db
+        racing(command(Path("sim-2wiki"), ref_db, tmp_path / "ref-reports")), ref_db, tmp_path
     )
     dropped = [t for t in reference["archive"] if t["fidelity"] < 1.0]
     assert dropped and len(dropped) < len(reference["archive"])  # a race, with winners
 
     db = checkpoint_db("killed")
     cmd = racing(command(Path("sim-2wiki"), db, tmp_path / "reports"))
-    kill_at = [total // 5, total // 3, total // 2, (2 * total) // 3, (5 * total) // 6, total - 3]
-    landed, states = kill_9_at(cmd, db, kill_at)
+    step = total // 6
+    landed, states = kill_9_at(cmd, db, [step, step + 1, step, step - 1, step, step + 1, step])
     mid_race = sum(any(p.get("prior") for p in s.get("pending") or []) for s in states)
     assert landed >= 3, f"only {landed} kill(s) landed mid-run"
     assert mid_race >= 1, "no kill landed while a race was in flight"

@@ -5,7 +5,6 @@ resuming, and two threads of one SQLite file run side by side to the archives th
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -23,32 +22,17 @@ from search_cli import (
     command,
     comparable,
     finished_state,
-    is_postgres,
     run_to_end,
+    signalling,
 )
 
 pytestmark = pytest.mark.integration
 
 
-def pause_between_writes(proc: subprocess.Popen[bytes], db: str) -> None:
-    """SIGSTOP `proc` at a moment it holds no SQLite write lock: a writer stopped mid-commit would
-    make the next process wait for the file instead of reading who holds the thread. (PostgreSQL
-    still commits a statement the client sent just before it stopped: give it a moment.)"""
-    while True:
-        os.kill(proc.pid, signal.SIGSTOP)
-        if is_postgres(db):
-            time.sleep(0.5)
-            return
-        con = sqlite3.connect(db, timeout=0, isolation_level=None)
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            con.execute("ROLLBACK")
-            return
-        except sqlite3.OperationalError:
-            os.kill(proc.pid, signal.SIGCONT)
-            time.sleep(0.01)
-        finally:
-            con.close()
+def stopped(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether `proc` is stopped by a signal (state T in /proc), as the launcher leaves it."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0] == "T"
 
 
 def test_a_second_process_is_refused_and_the_same_command_resumes_after_kill_9(
@@ -61,14 +45,20 @@ def test_a_second_process_is_refused_and_the_same_command_resumes_after_kill_9(
 
     db = checkpoint_db("shared")
     cmd = command(task, db, tmp_path / "reports")
-    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the holder, alive but idle while we look: it stops itself right after its 8th checkpoint
+    # write (committed, so it holds no SQLite write lock while stopped)
+    first = subprocess.Popen(
+        signalling(cmd),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "AGENTTTS_SIGNAL_AFTER_WRITES": "8", "AGENTTTS_SIGNAL": "STOP"},
+    )
     try:
         with checkpoint_counter(db) as count:
             deadline = time.monotonic() + 120
-            while count("k") < 4 and first.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            assert first.poll() is None, "the first search ended before it could be paused"
-            pause_between_writes(first, db)  # the holder, alive but idle while we look
+            while not stopped(first) and first.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert stopped(first), "the first search did not stop after its 8th write"
             before = count("k")
             started = time.monotonic()
             second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

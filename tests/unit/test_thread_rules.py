@@ -3,8 +3,10 @@ Studio or HTTP run), and how `runs` shows a stopped one."""
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -13,11 +15,20 @@ from agenttts.archive import Archive
 from agenttts.environment.registry import make_executor
 from agenttts.environment.task_loading import load_task
 from agenttts.errors import InputError
+from agenttts.graph.context import Context
 from agenttts.graph.graph import make_graph
-from agenttts.graph.runner import list_runs, run_search, thread_config
+from agenttts.graph.runner import (
+    ended,
+    list_runs,
+    read_thread,
+    run_search,
+    status_of,
+    thread_config,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
+from search_cli import comparable
 
 
 @pytest.fixture
@@ -107,3 +118,47 @@ def test_runs_shows_a_stop_in_one_short_line(tmp_path, task_file, monkeypatch):
     assert run.error is not None and run.error.endswith(
         "could not be reached: OpenAIConnectionError"
     )
+
+
+class CheckpointLost(Exception):
+    pass
+
+
+class LosesACheckpoint(SqliteSaver):
+    """Fault injection: the `lost`-th checkpoint is never written, as when a process dies after
+    a step's node saved its result (LangGraph's task writes) and before the step's checkpoint."""
+
+    def __init__(self, conn: Any, lost: int) -> None:
+        super().__init__(conn)
+        self.lost, self.puts = lost, 0
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self.puts += 1
+        if self.puts == self.lost:
+            raise CheckpointLost
+        return super().put(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("lost", "after"), [(2, "__start__"), (3, "init_trials")], ids=["input", "init-trials"]
+)
+def test_a_thread_with_results_but_no_checkpoint_after_them_resumes_not_ends(
+    tmp_path, task_file, lost, after
+):
+    """LangGraph lists no next node for such a thread, as for a finished one; the runner took it
+    for finished and "continued it under new limits" from the stop check, skipping the nodes in
+    between (one iteration off from then on)."""
+    overrides = settings(tmp_path, max_iterations=3)
+    reference = run_search(task_file, "t", tmp_path / "ref.db", overrides)
+    db = tmp_path / "killed.db"
+    inputs = {"task": task_file, "settings": Context.from_dict(overrides).to_dict()}
+    with sqlite3.connect(db, check_same_thread=False) as conn:
+        graph = make_graph(LosesACheckpoint(conn, lost))
+        with pytest.raises(CheckpointLost):
+            graph.invoke(inputs, thread_config("t"), context=overrides, durability="sync")
+    snap = read_thread(db, "t")
+    assert not snap.next and snap.tasks[0].name == after  # what LangGraph reports
+    assert not ended(snap) and status_of(snap) == f"resumable after {after}"
+    resumed = run_search(task_file, "t", db, overrides)
+    assert resumed.resumed and resumed.finished
+    assert comparable(resumed.values) == comparable(reference.values)
