@@ -20,6 +20,7 @@ SETTINGS = (
     "agent_model",
     "agent_api_key_env",
     "agent_params",
+    "agent_max_tokens",
 )
 #: A bench run ends at its trial cap.
 DEFAULTS = {"max_trials": 100}
