@@ -14,7 +14,7 @@ from typing import Any
 
 from agenttts.archive import Archive, Trial
 from agenttts.environment.splits import NO_TEST_SPLIT, has_split
-from agenttts.proposers.hybrid import REPAIRED, TOPPED_UP
+from agenttts.proposers.hybrid import origin
 
 
 def _cost(value: float | None) -> str:
@@ -31,9 +31,9 @@ def archive_rows(trials: Sequence[Trial]) -> list[list[str]]:
     rows = []
     for t in trials:
         note = t.error or ""
-        origin = next((o for o in (REPAIRED, TOPPED_UP) if (t.rationale or "").startswith(o)), "")
-        if origin:  # not the agent's proposal as it stood: say so where the trial is listed
-            note = f"{origin}; {note}"
+        made_by = origin(t.rationale)
+        if made_by:  # not the agent's proposal as it stood: say so where the trial is listed
+            note = f"{made_by}; {note}"
         if t.status != "rejected" and t.fidelity < 1.0:
             note = f"partial: {t.items_evaluated}/{t.split_size} items (raced out); {note}"
         rows.append(

@@ -190,10 +190,10 @@ def ended(snap: Any) -> bool:
 
 def status_of(snap: Any) -> str:
     """One short line: finished, resumable before a node, or stopped in one and why (in brief)."""
-    if not snap.next and snap.tasks:
-        return f"resumable after {snap.tasks[0].name}"
-    if not snap.next:
+    if ended(snap):
         return "finished"
+    if not snap.next:  # a step's results saved, its checkpoint not (see `ended`)
+        return f"resumable after {snap.tasks[0].name}"
     error = stop_error(snap)
     if error:
         brief = error if len(error) <= STATUS_CHARS else error[: STATUS_CHARS - 1] + "…"

@@ -44,6 +44,11 @@ REPAIRED = "repaired by agenttts"
 TOPPED_UP = "topped up by the insight proposer"
 
 
+def origin(rationale: str | None) -> str | None:
+    """`REPAIRED` or `TOPPED_UP` where a trial's rationale says so; None for the agent's own."""
+    return next((o for o in (REPAIRED, TOPPED_UP) if (rationale or "").startswith(o)), None)
+
+
 def _change(task: Task, config: Config, incumbent: Config | None, stage: str) -> float:
     """How far the agent moved one stage from the incumbent: 1 for another model, plus the
     log-distance of the sample counts."""

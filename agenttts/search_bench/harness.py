@@ -38,7 +38,7 @@ from agenttts.graph.context import ENV_PREFIX
 from agenttts.graph.storage import is_postgres
 from agenttts.proposers import PROPOSERS, proposer_class, split_variant
 from agenttts.proposers.base import AgentUsage
-from agenttts.proposers.hybrid import REPAIRED, TOPPED_UP
+from agenttts.proposers.hybrid import REPAIRED, TOPPED_UP, origin
 
 #: Bundled simulated tasks (tasks/simulated/), the default benchmark.
 SIMULATED_TASKS = (
@@ -339,17 +339,10 @@ def trial_origins(archive: Archive) -> dict[str, int]:
     """Where the search phase's trials came from, read from the rationales `complete_batch`
     writes: executed as the agent proposed them, repaired, topped up; and screen rejections."""
     search = archive.in_phase("search")
-    out = {"agent_as_is": 0, "agent_repaired": 0, "agent_topped_up": 0}
+    keys = {None: "agent_as_is", REPAIRED: "agent_repaired", TOPPED_UP: "agent_topped_up"}
+    out = dict.fromkeys(keys.values(), 0)
     for t in search.executed():
-        why = t.rationale or ""
-        key = (
-            "agent_repaired"
-            if why.startswith(REPAIRED)
-            else "agent_topped_up"
-            if why.startswith(TOPPED_UP)
-            else "agent_as_is"
-        )
-        out[key] += 1
+        out[keys[origin(t.rationale)]] += 1
     return {**out, "agent_rejected": len(search.rejected())}
 
 
