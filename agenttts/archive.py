@@ -86,6 +86,31 @@ class Trial(TrialResult):
         return self.model_dump(mode="json")
 
 
+def trials_from(
+    task: Task,
+    results: Sequence[TrialResult],
+    *,
+    first_id: int,
+    iteration: int,
+    proposer: str,
+    phase: Phase = "search",
+    rationales: Sequence[str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """The state's dicts for a batch of results, numbered from `first_id` (the archive's next)."""
+    return [
+        Trial.from_result(
+            r,
+            task,
+            trial_id=first_id + i,
+            iteration=iteration,
+            proposer=proposer,
+            phase=phase,
+            rationale=rationales[i] if rationales else None,
+        ).dump()
+        for i, r in enumerate(results)
+    ]
+
+
 class Archive(Sequence[Trial]):
     """Every trial of a search in trial-id order, with the queries the nodes and proposers share.
 

@@ -3,9 +3,10 @@
 Multi-fidelity search for every proposer, in the style of Hyperband's successive halving and of
 irace's racing: a new configuration first runs on a share of the training items, and runs on more
 of them only while it can still tie or beat the configurations it is compared with. The setting is
-`racing` (the first share, e.g. 0.25) in `graph/context.py`; `nodes/execute_trials.py` runs the
-rungs, one checkpointed step each. The initial trials (`nodes/init_trials.py`) race too, among
-themselves: see the rule.
+`racing` (the first share, e.g. 0.25) in `graph/context.py`. This module is the whole engine: the
+rule, and the rungs (`race_round`), which `nodes/execute_trials.py` runs one checkpointed step
+each. The initial trials (`nodes/init_trials.py`) race too, among themselves, in one step
+(`race_to_end`): see the rule.
 
 **Item order.** One permutation of the training split per run, drawn from the run's seed. Every
 configuration sees the items in that order, so two configurations are always compared on the same
@@ -77,9 +78,11 @@ import math
 import random
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from agenttts.archive import Archive, trials_from
+from agenttts.environment import registry
 from agenttts.environment.executor import HasItems, TrialResult
-from agenttts.environment.registry import make_executor
 from agenttts.environment.space import Config, derived_seed
 from agenttts.environment.task import Task
 from agenttts.errors import InputError
@@ -116,7 +119,7 @@ def check(task: Task, share: float | None) -> None:
     """InputError, before anything is spent, when this task's executor cannot race."""
     if share is None:
         return
-    executor = make_executor(task)  # holds nothing: asking for a capability is free
+    executor = registry.make_executor(task)  # holds nothing: asking for a capability is free
     if not isinstance(executor, HasItems):
         raise InputError(
             f"racing needs per-item results, and the {task.environment.kind} executor of task "
@@ -127,7 +130,7 @@ def check(task: Task, share: float | None) -> None:
 def plan(task: Task, share: float, seed: int) -> Race:
     """The racing plan of a run: items in an order drawn from its seed, rungs from `share`."""
     check(task, share)
-    executor = make_executor(task)
+    executor = registry.make_executor(task)
     assert isinstance(executor, HasItems)
     n = executor.split_size("train")
     order = list(range(n))
@@ -238,3 +241,108 @@ def stage_apart(a: Config, b: Config) -> str | None:
     equal, they compare that stage's choices, as the initial trials do."""
     differ = [name for name, choice in a.items() if b[name] != choice]
     return differ[0] if len(differ) == 1 else None
+
+
+def with_estimates(
+    task: Task,
+    trials: list[dict[str, Any]],
+    results: list[TrialResult],
+    references: list[TrialResult | None],
+) -> list[dict[str, Any]]:
+    """The trials, a trial dropped from the race scored by its paired estimate against its
+    reference (`estimate`). New dicts: state values are never changed in place
+    (`Archive.from_state` relies on it)."""
+    out = []
+    for t, r, ref in zip(trials, results, references, strict=True):
+        guess = estimate(r, ref, task.main_metric) if r.ok and r.fidelity < 1.0 else None
+        out.append(t if guess is None else {**t, "score": guess})
+    return out
+
+
+def best_full_mate(task: Task, r: TrialResult, results: list[TrialResult]) -> TrialResult | None:
+    """The reference of a dropped initial trial's estimate: the best full trial it raced (one
+    that differs from it in exactly one stage)."""
+    full = [
+        o
+        for o in results
+        if o.ok and o.fidelity >= 1.0 and stage_apart(o.config, r.config) is not None
+    ]
+    return max(full, key=lambda o: o.metrics.get(task.main_metric, 0.0), default=None)
+
+
+def race_round(
+    task: Task,
+    race: Race,
+    archive: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
+    groups: Callable[[Config, Config], Hashable | None] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One rung of a race: every entry ({config, rationale, prior?, done?}) still racing runs its
+    next items, combined into its `prior`; the rule (`stays`) marks the others `done`.
+    Returns the entries and whether any still races. `archive`: the state's trial dicts.
+    `groups`: the initial trials' race, where entries are compared in the groups it names
+    (`stays`), not with the incumbent; None: a search batch's race (incumbent and batch)."""
+    trials = Archive.from_state({"archive": archive})
+    configs = [Config.model_validate(e["config"]) for e in entries]
+    priors = [TrialResult.model_validate(e["prior"]) if e.get("prior") else None for e in entries]
+    in_flight = [p for p in priors if p is not None]  # their samples are drawn: a replay's cache
+    results = [
+        p if p is not None else TrialResult(config=c, split="train")
+        for p, c in zip(priors, configs, strict=True)
+    ]
+    rungs: dict[tuple[int, ...], list[int]] = {}
+    for i, prior in enumerate(priors):
+        if not entries[i].get("done"):
+            seen = prior.items_evaluated if prior else 0
+            rungs.setdefault(race.next_items(seen), []).append(i)
+    for items, which in rungs.items():
+        ran = registry.run_batch(
+            task,
+            [configs[i] for i in which],
+            "train",
+            items=items,
+            earlier=[*trials.executed(), *in_flight],
+        )
+        for i, r in zip(which, ran, strict=True):
+            prior = priors[i]
+            results[i] = r if prior is None else prior.combined(r)
+
+    now = [i for which in rungs.values() for i in which]
+    if groups is None:
+        full = [r for r in results if r.ok and r.fidelity >= 1.0]
+        provisional = trials_from(task, full, first_id=len(archive), **_PROVISIONAL)
+        incumbent = Archive.from_state({"archive": [*archive, *provisional]}).best()
+        stay = stays([results[i] for i in now], incumbent, task.main_metric)
+    else:
+        stay = stays(
+            [results[i] for i in now],
+            None,
+            task.main_metric,
+            groups=lambda a, b: groups(configs[now[a]], configs[now[b]]),
+        )
+    running = {i for i, s in zip(now, stay, strict=True) if s}
+    out = [
+        {**e, "prior": r.model_dump(mode="json"), "done": i not in running}
+        for i, (e, r) in enumerate(zip(entries, results, strict=True))
+    ]
+    return out, bool(running)
+
+
+def race_to_end(
+    task: Task,
+    race: Race,
+    archive: list[dict[str, Any]],
+    configs: list[Config],
+    groups: Callable[[Config, Config], Hashable | None] | None = None,
+) -> list[TrialResult]:
+    """A whole race in one step (`race_round` until none races): each configuration's result,
+    full or dropped, in the order given."""
+    entries: list[dict[str, Any]] = [{"config": c.model_dump(mode="json")} for c in configs]
+    running = bool(entries)
+    while running:
+        entries, running = race_round(task, race, archive, entries, groups)
+    return [TrialResult.model_validate(e["prior"]) for e in entries]
+
+
+#: Bookkeeping of the provisional trials `race_round` ranks (only their scores and costs count).
+_PROVISIONAL: dict[str, Any] = {"iteration": 0, "proposer": "race"}

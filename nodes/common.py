@@ -1,4 +1,7 @@
-"""What every node needs: the task (cached per process), the settings, the proposer, the executor.
+"""What every node needs: the task (cached per process), the settings, the proposer.
+
+Nodes run trials through `agenttts.environment.registry.run_batch` (called through the module, so
+perf/ can wrap it) and race through `agenttts.racing`; this module only reads what they need.
 
 Nodes are sync (LangGraph runs them in threads; `langgraph dev` rejects blocking calls in async
 nodes) and pure functions of the state plus the context, so a node re-run after a kill produces the
@@ -16,11 +19,7 @@ from typing import Any
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
-from agenttts.archive import Archive, Phase, Trial
-from agenttts.environment.executor import TrialResult
-from agenttts.environment.registry import run_batch
-from agenttts.environment.space import Config
-from agenttts.environment.splits import Split
+from agenttts.archive import Archive
 from agenttts.environment.task import Task
 from agenttts.environment.task_loading import load_task, resolve_task_path
 from agenttts.errors import ResumableStop
@@ -98,44 +97,6 @@ def add_usage(state: State, *usages: AgentUsage | None) -> dict[str, float]:
 
 def failures(iteration: int, node: str, errors: Sequence[str]) -> list[dict[str, Any]]:
     return [{"iteration": iteration, "node": node, "error": e} for e in errors]
-
-
-def run_configs(
-    task: Task,
-    configs: Sequence[Config],
-    split: Split,
-    *,
-    items: Sequence[int] | None = None,
-    earlier: Sequence[TrialResult] = (),
-) -> list[TrialResult]:
-    """Where every node runs trials (one seam for tests and perf/ to wrap): on `items` of the
-    split (None: all), with `earlier` (the archive's executed trials) as a replay's cache."""
-    return run_batch(task, configs, split, items=items, earlier=earlier)
-
-
-def trials_from(
-    task: Task,
-    results: Sequence[TrialResult],
-    *,
-    first_id: int,
-    iteration: int,
-    proposer: str,
-    phase: Phase = "search",
-    rationales: Sequence[str | None] | None = None,
-) -> list[dict[str, Any]]:
-    """The state's dicts for a batch of results, numbered from `first_id` (the archive's next)."""
-    return [
-        Trial.from_result(
-            r,
-            task,
-            trial_id=first_id + i,
-            iteration=iteration,
-            proposer=proposer,
-            phase=phase,
-            rationale=rationales[i] if rationales else None,
-        ).dump()
-        for i, r in enumerate(results)
-    ]
 
 
 def guarded(call: Any, *args: Any) -> tuple[Any, str | None]:

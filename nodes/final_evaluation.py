@@ -14,6 +14,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from agenttts.archive import Archive, Trial
+from agenttts.environment import registry
 from agenttts.environment.splits import has_split
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
@@ -32,7 +33,7 @@ def final_evaluation(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     best = archive.best()
     test: dict[str, Any] | None = None
     if best is not None and has_split(task.data, "test"):
-        [result] = common.run_configs(task, [best.config], "test")
+        [result] = registry.run_batch(task, [best.config], "test")
         test = Trial.from_result(
             result,
             task,

@@ -14,14 +14,14 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agenttts import racing
-from agenttts.archive import Archive
+from agenttts.archive import Archive, trials_from
+from agenttts.environment import registry
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.space import Config
 from agenttts.environment.task import Task
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
 from agenttts.nodes import common
-from agenttts.nodes.execute_trials import race_to_end, with_estimates
 from agenttts.proposers.screening import screen
 
 
@@ -40,10 +40,10 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     del screened.accepted[ctx.max_trials or len(screened.accepted) :]  # a trial cap is a cap
     why = {c.key(): r for c, r in planned}
     if ctx.racing is None:
-        results = common.run_configs(task, screened.accepted, "train", earlier=archive.executed())
+        results = registry.run_batch(task, screened.accepted, "train", earlier=archive.executed())
     else:
         results = race_initial(task, ctx, state, screened.accepted)
-    trials = common.trials_from(
+    trials = trials_from(
         task,
         results,
         first_id=archive.next_id,
@@ -52,8 +52,8 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         phase="init",
         rationales=[why[c.key()] for c in screened.accepted],
     )
-    references = [_best_full_mate(task, r, results) for r in results]
-    update["archive"] = with_estimates(task, trials, results, references)
+    references = [racing.best_full_mate(task, r, results) for r in results]
+    update["archive"] = racing.with_estimates(task, trials, results, references)
     return update
 
 
@@ -68,14 +68,4 @@ def race_initial(
     assert ctx.racing is not None
     race = racing.plan(task, ctx.racing, ctx.seed)
     archive = state.get("archive") or []
-    return race_to_end(task, race, archive, configs, groups=racing.stage_apart)
-
-
-def _best_full_mate(task: Task, r: TrialResult, results: list[TrialResult]) -> TrialResult | None:
-    """The reference of a dropped initial trial's estimate: the best full trial it raced."""
-    full = [
-        o
-        for o in results
-        if o.ok and o.fidelity >= 1.0 and racing.stage_apart(o.config, r.config) is not None
-    ]
-    return max(full, key=lambda o: o.metrics.get(task.main_metric, 0.0), default=None)
+    return racing.race_to_end(task, race, archive, configs, groups=racing.stage_apart)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "graph"))
 
 from grid_task import write_grid_task  # noqa: E402
 
+from agenttts.environment import registry  # noqa: E402
 from agenttts.graph.runner import run_search  # noqa: E402
 from agenttts.nodes import common, final_evaluation  # noqa: E402
 
@@ -52,8 +53,9 @@ def main() -> int:
     args = ap.parse_args()
 
     executor, proposer = Timed(), Timed()
-    run_configs, proposer_for = common.run_configs, common.proposer_for
-    common.run_configs = executor.wrap(run_configs)
+    # Nodes and the racing engine run every batch through `registry.run_batch`: the one seam.
+    run_batch, proposer_for = registry.run_batch, common.proposer_for
+    registry.run_batch = executor.wrap(run_batch)
 
     def timed_proposer(ctx: Any) -> Any:
         p = proposer_for(ctx)
