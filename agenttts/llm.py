@@ -11,30 +11,86 @@ behaviour for the things that go wrong with real servers and weak models:
   `ResumableStop`: the run stops and the same command resumes it;
 - usage (calls, prompt and completion tokens) is counted from what the server reports.
 
-The key is read from the environment variable the endpoint names, at call time, and is never part of
-an error message, a log line or a return value.
+This module is the client's one home: where the agent lives (`AgentEndpoint`, built from the run's
+`agent_*` settings) and what asking it cost (`AgentUsage`) are declared here, below the proposers
+that use them. The key is read from the environment variable the endpoint names, at call time
+(`deployment.api_key_from`, the same reader as the pipeline's endpoints), and is never part of an
+error message, a log line or a return value. `openai` is imported on the first call, so a search
+without an agent never loads it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT, Counts
+from agenttts.environment.deployment import api_key_from
 from agenttts.errors import AgentError, ResumableStop
-from agenttts.proposers.base import AgentEndpoint, AgentUsage
+
+if TYPE_CHECKING:
+    import openai
 
 M = TypeVar("M", bound=BaseModel)
 
-#: Environment variable that points "embedded" at an already running embedded server.
-EMBEDDED_URL_ENV = "AGENTTTS_EMBEDDED_URL"
+
+class AgentEndpoint(BaseModel):
+    """Where an LLM proposer's agent lives; the key is read from `api_key_env` at call time.
+
+    Built from the run's settings (`Context.agent_endpoint`: each `agent_*` setting is the field
+    of the same name), which declare the defaults; only the re-ask count is the client's own.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    base_url: str
+    api_key_env: str | None
+    temperature: float
+    max_tokens: int
+    timeout_s: float
+    params: float | None = None
+    max_parse_retries: int = 2
+
+    def cost_params(self) -> float | None:
+        """The agent's parameter count for its search cost: the `agent_params` setting, else the
+        embedded server's own size when the agent is the embedded server, else unknown (None)."""
+        if self.params is not None:
+            return self.params
+        if self.base_url == "embedded":
+            from agenttts.environment.embedded import EMBEDDED_PARAMS
+
+            return EMBEDDED_PARAMS
+        return None
+
+
+@dataclass
+class AgentUsage(Counts):
+    """What the search itself spent on its agent (not the environment): one agent step's (a
+    node's proposer call: its tokens and its wall time), or the run's total in `agent_usage`."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failures: int = 0  # agent steps with no usable answer after their re-asks
+    seconds: float = 0.0
+
+    def search_cost(self, params: float | None) -> float:
+        """These calls in the search's budget unit: the paper's formula with the agent's
+        parameters, each call reading its prompt once and writing its completion as one sample,
+        ((M / 3e9) * (prompt + completion tokens) - 128 * calls) / 64, at least 0. Unknown
+        parameters (None): 0 -- the tokens are still reported."""
+        if not params or not self.calls:
+            return 0.0
+        tokens = self.prompt_tokens + self.completion_tokens
+        return max(0.0, ((params / M_UNIT) * tokens - NP_UNIT * self.calls) / ND_UNIT)
+
 
 #: How much of a rejected answer is echoed back when re-asking (small models have small contexts).
 _ECHO_CHARS = 600
@@ -47,23 +103,16 @@ def resolve_base_url(base_url: str) -> str:
     """`embedded` -> the URL of agenttts' own server; anything else is used as given."""
     if base_url != "embedded":
         return base_url.rstrip("/")
-    from agenttts.environment.embedded import embedded_url
+    from agenttts.environment.embedded import ENV_URL, embedded_url
 
-    url = os.environ.get(EMBEDDED_URL_ENV) or embedded_url()
+    url = embedded_url()  # $AGENTTTS_EMBEDDED_URL, else this process's server
     if url:
         return url.rstrip("/")
     raise ResumableStop(
         "the agent endpoint is 'embedded' but no embedded server is running: start one with "
-        f"`agenttts serve`, set {EMBEDDED_URL_ENV}, or give the agent an explicit base URL",
+        f"`agenttts serve`, set {ENV_URL}, or give the agent an explicit base URL",
         resume_when="the agent's server is running",
     )
-
-
-def _api_key(endpoint: AgentEndpoint) -> str:
-    """Local servers accept any non-empty key; a real one comes from the named variable."""
-    if endpoint.api_key_env:
-        return os.environ.get(endpoint.api_key_env) or "EMPTY"
-    return "EMPTY"
 
 
 def make_chat(endpoint: AgentEndpoint, *, seed: int | None = None) -> Any:
@@ -73,7 +122,7 @@ def make_chat(endpoint: AgentEndpoint, *, seed: int | None = None) -> Any:
     return ChatOpenAI(
         model=endpoint.model,
         base_url=resolve_base_url(endpoint.base_url),
-        api_key=SecretStr(_api_key(endpoint)),
+        api_key=SecretStr(api_key_from(endpoint.api_key_env)),
         temperature=endpoint.temperature,
         max_completion_tokens=endpoint.max_tokens,  # the field `max_tokens`, by its alias
         timeout=endpoint.timeout_s,
@@ -195,6 +244,8 @@ class Answer(Generic[M]):
 
 
 def _unreachable(url: str, e: Exception) -> ResumableStop:
+    import openai
+
     kind = {
         openai.APITimeoutError: "timed out",
         openai.APIConnectionError: "could not be reached",
@@ -209,12 +260,16 @@ def _unreachable(url: str, e: Exception) -> ResumableStop:
     )
 
 
-_FATAL = (
-    openai.APIConnectionError,  # includes APITimeoutError
-    openai.AuthenticationError,
-    openai.PermissionDeniedError,
-    openai.NotFoundError,
-)
+def _fatal() -> tuple[type[openai.APIError], ...]:
+    """The errors that mean the agent cannot be reached (`ResumableStop`)."""
+    import openai
+
+    return (
+        openai.APIConnectionError,  # includes APITimeoutError
+        openai.AuthenticationError,
+        openai.PermissionDeniedError,
+        openai.NotFoundError,
+    )
 
 
 class AgentClient:
@@ -240,9 +295,11 @@ class AgentClient:
         self, messages: Sequence[Message], *, seed: int | None = None
     ) -> tuple[str, AgentUsage]:
         """Free text. ResumableStop when the server is gone, AgentError when it refuses."""
+        import openai
+
         try:
             msg = self.chat(seed).invoke(_messages(messages))
-        except _FATAL as e:
+        except _fatal() as e:
             raise _unreachable(self._safe_url(), e) from None
         except openai.APIStatusError as e:
             raise AgentError(
@@ -268,6 +325,8 @@ class AgentClient:
         decoding keeps a weak model short and on the menu) while `schema` still validates.
         Never raises for a bad answer; raises ResumableStop when the server cannot be reached.
         """
+        import openai
+
         base = _messages(messages)
         answer: Answer[M] = Answer(value=None)
         use_schema = True
@@ -295,7 +354,7 @@ class AgentClient:
                     msg = self.chat(call_seed).invoke(convo)
                     text, value = _text_of(msg), None
                 answer.usage = answer.usage + _usage_of(msg)
-            except _FATAL as e:
+            except _fatal() as e:
                 raise _unreachable(self._safe_url(), e) from None
             except openai.LengthFinishReasonError as e:
                 u = e.completion.usage

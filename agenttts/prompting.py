@@ -26,6 +26,8 @@ from pathlib import Path
 from agenttts.errors import InputError
 
 ROLES = ("system", "preferences", "guidelines", "proposal")
+#: The paper's three insights, by number: one prompt block each (``insights/N.txt``); the
+#: `no_insights` setting and the ``NAME-noN`` proposer variants switch them off by these numbers.
 INSIGHTS = (1, 2, 3)
 #: Which insights each role's prompt carries (the paper: preference summary <- insight 1;
 #: guidelines <- insights 2 and 3; the proposal sees all three).

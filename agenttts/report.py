@@ -99,10 +99,10 @@ def search_cost(state: Mapping[str, Any]) -> dict[str, Any]:
     budget formula with the agent model's parameters, `AgentUsage.search_cost`), with the raw
     counts beside them. What `report.json`, `report.md` and `agenttts show` print."""
     from agenttts.graph.context import Context
-    from agenttts.proposers.base import AgentUsage
+    from agenttts.llm import AgentUsage
 
     executed = Archive.from_state(state).executed()
-    usage = AgentUsage.model_validate(state.get("agent_usage") or {})
+    usage = AgentUsage(**(state.get("agent_usage") or {}))
     params = Context.from_dict(state.get("settings") or {}).agent_endpoint().cost_params()
     environment, agent = executed.search_cost(), usage.search_cost(params)
     return {

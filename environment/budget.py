@@ -9,7 +9,8 @@ The prompt is counted once for all S samples (prefix caching); the unit is "one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Self, cast
 
 M_UNIT = 3e9
 NP_UNIT = 128
@@ -41,24 +42,27 @@ def stage_budget(
     return max(0.0, paper_budget(samples, params, prompt_tokens, gen_tokens))
 
 
-@dataclass(frozen=True)
-class TokenUsage:
-    """Measured tokens of one stage over a split: what the endpoints reported in `usage`."""
+class Counts:
+    """Counters that add field by field (`a + b`): every field of a subclass (a dataclass) is a
+    count or a sum (calls, tokens, samples, seconds), so the addition is derived, never restated.
+    The stage's tokens (`TokenUsage`) and the agent's (`agenttts.llm.AgentUsage`) are counted so."""
+
+    def __add__(self, other: Self) -> Self:
+        names = [f.name for f in fields(cast(Any, self))]
+        return type(self)(**{n: getattr(self, n) + getattr(other, n) for n in names})
+
+
+@dataclass
+class TokenUsage(Counts):
+    """Measured tokens of one stage (or its fuser): what the endpoints reported in `usage`, as a
+    trial counts them while it runs and over a split."""
 
     queries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     samples: int = 0
     calls: int = 0
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            self.queries + other.queries,
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.samples + other.samples,
-            self.calls + other.calls,
-        )
+    cached_samples: int = 0  # samples a cache served (no call): counted in `samples` too
 
 
 def measured_stage_budget(

@@ -8,7 +8,8 @@
 `base_url: embedded` means the server that agenttts starts itself (see `agenttts serve`).
 `base_urls` lists replicas of one served model (same weights): requests go to the least busy one,
 and the sample cache is shared by all of them. Keys are never stored here: `api_key_env` names
-the environment variable to read at call time.
+the environment variable to read at call time (`api_key_from`, the one reader of a key, for the
+pipeline's endpoints and the agent's alike).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agenttts.errors import InputError
+
+#: The key sent to a server when no key is named, or the named variable is unset or empty: local
+#: servers (vLLM without --api-key) accept any non-empty key.
+NO_KEY = "EMPTY"
+
+
+def api_key_from(env_name: str | None) -> str:
+    """The key in the environment variable `env_name`, read at call time and never persisted;
+    an unset or empty variable is no key (`NO_KEY`)."""
+    return (os.environ.get(env_name) if env_name else None) or NO_KEY
 
 
 class Endpoint(BaseModel):
@@ -72,10 +83,7 @@ class Endpoint(BaseModel):
         return {**raw, "base_url": urls[0]}
 
     def api_key(self) -> str:
-        """Read at call time, never persisted; local servers accept any non-empty key."""
-        if self.api_key_env:
-            return os.environ.get(self.api_key_env, "EMPTY")
-        return "EMPTY"
+        return api_key_from(self.api_key_env)
 
 
 class Deployment(BaseModel):

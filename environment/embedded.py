@@ -355,12 +355,18 @@ def stop_on_sigterm() -> None:
         signal.signal(signal.SIGHUP, handler)
 
 
+def env_url() -> str | None:
+    """The embedded server someone already runs, from `$AGENTTTS_EMBEDDED_URL` (its one reader,
+    for the pipeline's endpoints and the agent alike); None when unset or empty."""
+    return (os.environ.get(ENV_URL) or "").rstrip("/") or None
+
+
 def embedded_base_url(*, start: bool = False) -> str:
     """Where `base_url: embedded` points: `$AGENTTTS_EMBEDDED_URL`, this process's server, or
     (with `start=True`) a server started now and stopped at exit."""
-    url = os.environ.get(ENV_URL)
+    url = env_url()
     if url:
-        return url.rstrip("/")
+        return url
     global _SHARED
     with _SHARED_LOCK:
         ours = [s for s in [_SHARED, *_LIVE] if s is not None and s.proc is not None]
@@ -434,7 +440,7 @@ def dead_server_note() -> str | None:
     notes = [note for s in {_SHARED, *_LIVE} if s is not None and (note := s.death_note())]
     if notes:
         return "; ".join(notes)
-    url = os.environ.get(ENV_URL, "").rstrip("/")
+    url = env_url() or ""
     port = _port_from_url(url) if url else None
     log_path = cache_dir() / f"server-{port}.log"
     if port is None or _bind_host(url) != "127.0.0.1" or not log_path.is_file():

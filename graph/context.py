@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from agenttts.errors import InputError
+from agenttts.prompting import INSIGHTS
 
 if TYPE_CHECKING:
-    from agenttts.proposers.base import AgentEndpoint, ProposerSettings
-
-INSIGHTS = (1, 2, 3)
+    from agenttts.llm import AgentEndpoint
+    from agenttts.proposers.base import ProposerSettings
 
 #: Environment variables `AGENTTTS_<FIELD>` fill the settings a run leaves at their default.
 ENV_PREFIX = "AGENTTTS_"
@@ -281,7 +281,7 @@ class Context:
     def agent_endpoint(self, **overrides: Any) -> AgentEndpoint:
         """The LLM proposers' agent: every `agent_*` setting, named without the prefix; `overrides`
         set endpoint fields that are no run setting (`max_parse_retries`) or replace one."""
-        from agenttts.proposers.base import AgentEndpoint
+        from agenttts.llm import AgentEndpoint
 
         agent = {
             f.name.removeprefix("agent_"): getattr(self, f.name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from agenttts.environment.task_loading import load_task, resolve_task_path
 from agenttts.errors import ResumableStop
 from agenttts.graph.context import Context, conflict_error, setting_conflicts
 from agenttts.graph.state import State
+from agenttts.llm import AgentUsage
 from agenttts.proposers import make_proposer
-from agenttts.proposers.base import AgentUsage, ProposalContext, Proposer
+from agenttts.proposers.base import ProposalContext, Proposer
 
 _TASKS: dict[tuple[str, float], Task] = {}
 _TASKS_LOCK = threading.Lock()
@@ -88,11 +90,12 @@ def proposal_context(task: Task, state: Mapping[str, Any], ctx: Context) -> Prop
 
 
 def add_usage(state: State, *usages: AgentUsage | None) -> dict[str, float]:
-    total = AgentUsage.model_validate(state.get("agent_usage") or {})
+    recorded: Mapping[str, Any] = state.get("agent_usage") or {}
+    total = AgentUsage(**recorded)
     for u in usages:
         if u is not None:
             total = total + u
-    return total.model_dump()
+    return asdict(total)
 
 
 def failures(iteration: int, node: str, errors: Sequence[str]) -> list[dict[str, Any]]:

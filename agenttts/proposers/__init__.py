@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 from agenttts.plugins import load_named
+from agenttts.prompting import INSIGHTS
 from agenttts.proposers.base import Proposer, ProposerSettings
 
 PROPOSERS: dict[str, str] = {
@@ -20,7 +21,7 @@ PROPOSERS: dict[str, str] = {
 }
 
 
-_VARIANT = re.compile(r"^(?P<base>.+)-no(?P<off>[123]+)$")
+_VARIANT = re.compile(rf"^(?P<base>.+)-no(?P<off>[{''.join(map(str, INSIGHTS))}]+)$")
 
 
 def split_variant(name: str) -> tuple[str, frozenset[int]]:

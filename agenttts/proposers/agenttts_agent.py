@@ -23,11 +23,10 @@ from pydantic import BaseModel, Field, model_validator
 from agenttts.environment.space import Config, StageConfig, derived_seed
 from agenttts.environment.task import Stage, Task
 from agenttts.errors import AgentError
-from agenttts.llm import AgentClient, Message
+from agenttts.llm import AgentClient, AgentUsage, Message
 from agenttts.prompting import render
 from agenttts.proposers.archive_view import archive_text, task_text
 from agenttts.proposers.base import (
-    AgentUsage,
     Guidelines,
     Preferences,
     Proposal,

@@ -12,43 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from agenttts.archive import Archive
-from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT
 from agenttts.environment.space import Config
 from agenttts.environment.task import Task
 from agenttts.errors import InputError
-
-
-class AgentEndpoint(BaseModel):
-    """Where an LLM proposer's agent lives; the key is read from `api_key_env` at call time.
-
-    Built from the run's settings (`Context.agent_endpoint`: each `agent_*` setting is the field
-    of the same name), which declare the defaults; only the re-ask count is the client's own.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    base_url: str
-    api_key_env: str | None
-    temperature: float
-    max_tokens: int
-    timeout_s: float
-    params: float | None = None
-    max_parse_retries: int = 2
-
-    def cost_params(self) -> float | None:
-        """The agent's parameter count for its search cost: the `agent_params` setting, else the
-        embedded server's own size when the agent is the embedded server, else unknown (None)."""
-        if self.params is not None:
-            return self.params
-        if self.base_url == "embedded":
-            from agenttts.environment.embedded import EMBEDDED_PARAMS
-
-            return EMBEDDED_PARAMS
-        return None
+from agenttts.llm import AgentEndpoint, AgentUsage
 
 
 @dataclass(frozen=True)
@@ -70,36 +40,6 @@ class ProposerSettings:
                 "(build them with Context.proposer_settings())"
             )
         return self.agent
-
-
-class AgentUsage(BaseModel):
-    """What the search itself spent on its agent (not the environment): one agent step's (a
-    node's proposer call: its tokens and its wall time), or the run's total in `agent_usage`."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    failures: int = 0
-    seconds: float = 0.0
-
-    def __add__(self, other: AgentUsage) -> AgentUsage:
-        return AgentUsage(
-            calls=self.calls + other.calls,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            failures=self.failures + other.failures,
-            seconds=self.seconds + other.seconds,
-        )
-
-    def search_cost(self, params: float | None) -> float:
-        """These calls in the search's budget unit: the paper's formula with the agent's
-        parameters, each call reading its prompt once and writing its completion as one sample,
-        ((M / 3e9) * (prompt + completion tokens) - 128 * calls) / 64, at least 0. Unknown
-        parameters (None): 0 -- the tokens are still reported."""
-        if not params or not self.calls:
-            return 0.0
-        tokens = self.prompt_tokens + self.completion_tokens
-        return max(0.0, ((params / M_UNIT) * tokens - NP_UNIT * self.calls) / ND_UNIT)
 
 
 @dataclass

@@ -19,9 +19,9 @@ from agenttts.archive import Archive, Trial
 from agenttts.environment.space import Config, derived_seed
 from agenttts.environment.task import Task
 from agenttts.errors import AgentError
-from agenttts.llm import Message
+from agenttts.llm import AgentUsage, Message
 from agenttts.proposers.archive_view import config_text, task_text, trial_line
-from agenttts.proposers.base import AgentUsage, Guidelines, ProposalContext
+from agenttts.proposers.base import Guidelines, ProposalContext
 from agenttts.proposers.llm_baseline import ANSWER_FORMAT, LLMBaseline
 
 SYSTEM = (

@@ -36,8 +36,8 @@ from agenttts.environment.task_loading import load_task, resolve_task_path
 from agenttts.errors import InputError
 from agenttts.graph.context import ENV_PREFIX
 from agenttts.graph.storage import is_postgres
+from agenttts.llm import AgentUsage
 from agenttts.proposers import PROPOSERS, proposer_class, split_variant
-from agenttts.proposers.base import AgentUsage
 from agenttts.proposers.hybrid import REPAIRED, TOPPED_UP, origin
 
 #: Bundled simulated tasks (tasks/simulated/), the default benchmark.
@@ -396,12 +396,12 @@ def run_one(
     values = outcome.values
     usage = values.get("agent_usage") or {}
     params = outcome.settings.agent_endpoint().cost_params()
-    agent_total = AgentUsage.model_validate(usage).search_cost(params)
+    agent_total = AgentUsage(**usage).search_cost(params)
     executed = archive.executed()
     origins = trial_origins(archive) if method.uses_llm else {}
     to_optimum = None
     if hit is not None:
-        agent_then = AgentUsage.model_validate(at_hit.agent_usage if at_hit else usage)
+        agent_then = AgentUsage(**(at_hit.agent_usage if at_hit else usage))
         to_optimum = executed.search_costs()[hit - 1] + agent_then.search_cost(params)
     full = optimum.full_eval_cost
     best = outcome.best

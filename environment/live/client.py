@@ -37,9 +37,15 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from agenttts.environment.deployment import Deployment, Endpoint
+from agenttts.environment.deployment import NO_KEY, Deployment, Endpoint
 from agenttts.environment.live.cache import SampleCache, model_identity
-from agenttts.errors import EmbeddedServerError, InputError, ResumableStop, TrialError
+from agenttts.errors import (
+    AgentTTSError,
+    EmbeddedServerError,
+    InputError,
+    ResumableStop,
+    TrialError,
+)
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -234,7 +240,7 @@ class _Member:
         return self.replica.base_url
 
 
-class _Spent(Exception):
+class _Spent(AgentTTSError):
     """This replica's attempts are spent (or the breaker opened): try the next one."""
 
     def __init__(self, last: BaseException, attempts: int):
@@ -571,7 +577,7 @@ class Endpoints:
         if url not in self._replicas:
             self._replicas[url] = Replica(
                 url,
-                api_key=entry.api_key() if entry else "EMPTY",
+                api_key=entry.api_key() if entry else NO_KEY,
                 max_concurrency=entry.max_concurrency if entry else 8,
                 timeout_s=self.retry.timeout_s,
             )

@@ -37,7 +37,7 @@ from agenttts.environment.executor import (
     TrialResult,
     parse_settings,
 )
-from agenttts.environment.live.sampler import Sampler, SamplerSettings, Tally
+from agenttts.environment.live.sampler import Sampler, SamplerSettings
 from agenttts.environment.live.scoring import ScoringSettings
 from agenttts.environment.live.stages import (
     ITEM_CLOCK,
@@ -344,20 +344,22 @@ class PipelineExecutor(PerConfigExecutor):
             details=details,
         )
 
-    def _stage_reports(self, config: Config, tallies: dict[str, Tally]) -> dict[str, StageReport]:
+    def _stage_reports(
+        self, config: Config, tallies: dict[str, TokenUsage]
+    ) -> dict[str, StageReport]:
         out: dict[str, StageReport] = {}
         for stage in self.task.stages:
             sc = config[stage.name]
             choice = stage.model(sc.model)
-            t = tallies.get(stage.name, Tally())
+            t = tallies.get(stage.name, TokenUsage())
             if choice.kind != "llm":
                 measured = measured_stage_budget(TokenUsage(), 0.0, 1, choice.fixed_cost)
             else:
-                measured = measured_stage_budget(t.usage(), choice.params or 0.0, sc.samples)
+                measured = measured_stage_budget(t, choice.params or 0.0, sc.samples)
             fuse = tallies.get(f"{stage.name}/fuse")
             if fuse is not None and fuse.queries and measured is not None:
                 fuser = stage.model(stage.aggregator_settings.get("model", sc.model))
-                measured += measured_stage_budget(fuse.usage(), fuser.params or 0.0, 1) or 0.0
+                measured += measured_stage_budget(fuse, fuser.params or 0.0, 1) or 0.0
             parts = [t, fuse] if fuse is not None else [t]
             out[stage.name] = StageReport(
                 nominal_cost=stage.cost(sc.model, sc.samples),

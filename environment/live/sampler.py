@@ -51,23 +51,6 @@ class SamplerSettings(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
-@dataclass
-class Tally:
-    """Measured tokens of one stage (or its fuser) in one trial."""
-
-    queries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    samples: int = 0
-    calls: int = 0
-    cached_samples: int = 0
-
-    def usage(self) -> TokenUsage:
-        return TokenUsage(
-            self.queries, self.prompt_tokens, self.completion_tokens, self.samples, self.calls
-        )
-
-
 @dataclass(frozen=True)
 class Drawn:
     """The samples of one prompt and what they cost (the prompt is counted once)."""
@@ -125,7 +108,7 @@ class Sampler:
         messages: Messages,
         count: int,
         params: Mapping[str, Any],
-        tally: Tally,
+        tally: TokenUsage,
     ) -> Drawn:
         """Samples 0..count-1 of a prompt: from the cache, the missing ones from the endpoint."""
         model = self.served_name(choice)

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agenttts.environment.budget import TokenUsage
 from agenttts.environment.live import aggregators
 from agenttts.environment.live.cache import Sample
-from agenttts.environment.live.sampler import Drawn, Messages, Sampler, Tally
+from agenttts.environment.live.sampler import Drawn, Messages, Sampler
 from agenttts.environment.metrics import NORMALIZERS
 from agenttts.environment.space import Config, StageConfig
 from agenttts.environment.task import ModelChoice, Problem, Stage, Task
@@ -153,7 +154,7 @@ class TrialRun:
         self.config = config
         self.sampler = sampler
         self.loop = asyncio.get_running_loop()
-        self.tallies: dict[str, Tally] = {}
+        self.tallies: dict[str, TokenUsage] = {}
         self.fatal: BaseException | None = None
         self.stages = Stages(self)
         self.sampling: dict[str, Sampling] = {}
@@ -171,8 +172,8 @@ class TrialRun:
         if self.fatal is None:
             self.fatal = error
 
-    def tally(self, key: str) -> Tally:
-        return self.tallies.setdefault(key, Tally())
+    def tally(self, key: str) -> TokenUsage:
+        return self.tallies.setdefault(key, TokenUsage())
 
     def stage(self, name: str) -> Stage:
         for s in self.task.stages:

@@ -13,10 +13,11 @@ from agenttts.archive import Archive
 from agenttts.environment.space import config_cost, largest_single_sample_config, max_samples_for
 from agenttts.environment.task_loading import load_task
 from agenttts.graph.context import Context
+from agenttts.llm import AgentUsage
 from agenttts.nodes.init_preferences import init_preferences
 from agenttts.nodes.init_trials import init_trials
 from agenttts.proposers import PROPOSERS
-from agenttts.proposers.base import AgentUsage, Preferences, Proposal, Proposer
+from agenttts.proposers.base import Preferences, Proposal, Proposer
 from agenttts.proposers.insight.preferences import preference_configs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))

@@ -15,9 +15,10 @@ from agenttts.errors import ResumableStop
 from agenttts.graph.context import Context
 from agenttts.graph.runner import read_thread, run_search
 from agenttts.graph.state import State
+from agenttts.llm import AgentUsage
 from agenttts.nodes.propose_trials import propose_trials
 from agenttts.proposers import PROPOSERS
-from agenttts.proposers.base import AgentUsage, Guidelines, Proposal, Proposer
+from agenttts.proposers.base import Guidelines, Proposal, Proposer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task

@@ -16,7 +16,8 @@ from agenttts.environment.executor import TrialResult
 from agenttts.environment.registry import make_executor, run_batch
 from agenttts.environment.space import Config, sample_feasible
 from agenttts.environment.task_loading import load_task, resolve_task_path
-from agenttts.proposers.base import AgentEndpoint, AgentUsage, ProposalContext
+from agenttts.llm import AgentEndpoint, AgentUsage
+from agenttts.proposers.base import ProposalContext
 from agenttts.proposers.optuna_bo import TPEProposer, _space
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))

@@ -14,8 +14,8 @@ from agenttts.cli.main import build_parser
 from agenttts.cli.settings import flag, setting_overrides
 from agenttts.errors import InputError
 from agenttts.graph.context import SEARCH_DEFINING, Context, default_of
+from agenttts.llm import AgentEndpoint
 from agenttts.proposers import PROPOSERS
-from agenttts.proposers.base import AgentEndpoint
 
 ALL = tuple(f.name for f in fields(Context))
 
