@@ -1,18 +1,25 @@
 """Executor kinds by name, imported lazily so a replay run never imports the live stack, and the
-one way sync code (nodes, commands, the bench) runs a batch."""
+one way sync code (nodes, the racing engine, commands, the bench) runs a batch.
+
+It imports nothing from the environment at import time, so the task schema can name the kinds
+(`EnvironmentSpec.kind`) from `EXECUTORS` without a cycle: a new executor is one file plus its
+line here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agenttts.environment.executor import Executor, ReplaysCache, TrialResult
-from agenttts.environment.space import Config
-from agenttts.environment.splits import NO_TEST_SPLIT, Split, has_split
-from agenttts.environment.task import Task
 from agenttts.errors import InputError
 from agenttts.plugins import load_named
+
+if TYPE_CHECKING:
+    from agenttts.environment.executor import Executor, TrialResult
+    from agenttts.environment.space import Config
+    from agenttts.environment.splits import Split
+    from agenttts.environment.task import Task
 
 EXECUTORS: dict[str, str] = {
     "grid": "agenttts.environment.replay_grid:GridReplayExecutor",
@@ -48,6 +55,9 @@ def run_batch(
     the trials the search already ran, which a `ReplaysCache` executor counts as its cache.
     (Nodes are sync: LangGraph runs them in threads, where no event loop is running.)
     """
+    from agenttts.environment.executor import ReplaysCache
+    from agenttts.environment.splits import NO_TEST_SPLIT, has_split
+
     if not configs:
         return []
     if not has_split(task.data, split):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from agenttts.environment.budget import stage_budget
+from agenttts.environment.registry import EXECUTORS
 from agenttts.errors import InputError
 
 #: Aggregators a stage may name. The live executor implements each one; replay executors ignore it.
@@ -165,7 +166,7 @@ class DataSpec(BaseModel):
 class EnvironmentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="executor kind: grid, samples, live, simulated")
+    kind: str = Field(description=f"executor kind: {', '.join(EXECUTORS)}")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -219,7 +219,7 @@ class Context:
     )
     hybrid_agent: bool = setting(
         True,
-        description="The LLM proposers (agenttts, agenthpo, mlcopilot) never waste a batch: a "
+        description="The LLM proposers (those that ask an agent) never waste a batch: a "
         "proposal over the budget is repaired to the nearest feasible configuration, slots the "
         "agent leaves empty are topped up by the insight proposer (each trial's rationale says "
         "which), and the agent's prompt carries the insight proposer's fitted numbers. Off: the "

@@ -12,7 +12,7 @@ from agenttts.errors import InputError
 from agenttts.graph.context import Context
 
 DEFAULT_METHODS = "insight,random,tpe,grid"
-#: The run settings a bench sets for every run; the rest are the bench's own (see harness.py).
+#: The run settings a bench sets for every run; the rest are the bench's own (`search_bench`).
 SETTINGS = (
     "max_trials",
     "batch_size",
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
         "--methods",
         default=DEFAULT_METHODS,
         help=f"comma-separated proposers; ablations as NAME-noK, e.g. insight-no2 "
-        f"(default: {DEFAULT_METHODS}; LLM methods agenttts, agenthpo, mlcopilot only when named)",
+        f"(default: {DEFAULT_METHODS}; the methods that ask an LLM agent run only when named)",
     )
     p.add_argument(
         "--seeds", type=int, default=10, help="seeds 0..N-1 per method (default %(default)s)"

@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, thread: str, started: float) -> int:
-    from agenttts.graph.runner import NodeProgress, run_search
+    from agenttts.cli.node_progress import NodeProgress
+    from agenttts.graph.runner import run_search
     from agenttts.graph.storage import display
     from agenttts.progress import set_quiet
 

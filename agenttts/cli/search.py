@@ -36,7 +36,8 @@ def default_thread(task: str, overrides: dict[str, Any]) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from agenttts.graph.runner import NodeProgress, run_search
+    from agenttts.cli.node_progress import NodeProgress
+    from agenttts.graph.runner import run_search
     from agenttts.progress import set_quiet
 
     overrides = setting_overrides(args)

@@ -37,6 +37,11 @@ def proposer_class(name: str) -> type[Proposer]:
     return load_named(PROPOSERS, split_variant(name)[0], "proposer")
 
 
+def llm_proposers() -> frozenset[str]:
+    """The registered proposers that ask an LLM agent (`Proposer.uses_llm`)."""
+    return frozenset(name for name in PROPOSERS if proposer_class(name).uses_llm)
+
+
 def make_proposer(name: str, settings: ProposerSettings | None = None) -> Proposer:
     """A proposer by name; a variant name (see `split_variant`) adds to `no_insights`."""
     base, off = split_variant(name)

@@ -231,6 +231,7 @@ def preference_wire_schema(task: Task) -> dict[str, Any]:
 
 class AgentTTSProposer(Proposer):
     name: ClassVar[str] = "agenttts"
+    uses_llm = True
     #: Archive rows shown to the agent (small models have 2k-token contexts).
     archive_rows: ClassVar[int] = 16
 

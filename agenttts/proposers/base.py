@@ -88,6 +88,9 @@ class Proposer(ABC):
     #: Enumerates the whole feasible set, so patience does not stop it (a plateau early in the
     #: enumeration order says nothing about what is left); the other limits still do.
     exhaustive: ClassVar[bool] = False
+    #: Asks an LLM agent (an endpoint, tokens, `hybrid_agent`): the bench runs it only when named
+    #: and counts where its trials came from.
+    uses_llm: ClassVar[bool] = False
 
     def __init__(self, settings: ProposerSettings | None = None):
         self.settings = settings or ProposerSettings()

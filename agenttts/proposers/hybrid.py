@@ -3,7 +3,7 @@
 Counted honestly at equal budget, LLM-driven optimisers often lose to classical ones, and a hybrid
 wins. An agent's batch loses slots three ways: configurations over the budget (the screen rejects
 them), sample counts the stage does not allow, and duplicates or a short answer. With the setting
-on, every LLM proposer (agenttts, agenthpo, mlcopilot) keeps its prompts and its reasoning and
+on, every LLM proposer (`Proposer.uses_llm`) keeps its prompts and its reasoning and
 passes its answer through `complete_batch`:
 
 - **repair**: a configuration the agent meant but that cannot run as written (over the budget, or

@@ -27,6 +27,7 @@ class LLMBaseline(Proposer):
     """An LLM proposer whose subclass writes the prompt; the asking and parsing are shared."""
 
     name: ClassVar[str]
+    uses_llm = True
 
     def __init__(
         self, settings: ProposerSettings | None = None, *, client: AgentClient | None = None

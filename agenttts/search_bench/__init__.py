@@ -1,13 +1,12 @@
-"""The benchmark harness: every search method in the same loop, measured against the optimum."""
+"""The benchmark: every search method in the same loop, measured against the optimum.
 
-from agenttts.search_bench.harness import (
-    SIMULATED_TASKS,
-    BenchSettings,
-    Method,
-    RunRecord,
-    exhaustive_optimum,
-    run_bench,
-)
+`harness` runs tasks x methods x seeds and records each run; `methods` parses method names,
+`optimum` finds the yardstick, `summary` adds the records up, `output` writes tables and plots.
+"""
+
+from agenttts.search_bench.harness import SIMULATED_TASKS, BenchSettings, RunRecord, run_bench
+from agenttts.search_bench.methods import Method
+from agenttts.search_bench.optimum import TaskOptimum, exhaustive_optimum
 from agenttts.search_bench.output import format_table, write_outputs
 
 __all__ = [
@@ -15,6 +14,7 @@ __all__ = [
     "BenchSettings",
     "Method",
     "RunRecord",
+    "TaskOptimum",
     "exhaustive_optimum",
     "format_table",
     "run_bench",

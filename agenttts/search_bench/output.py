@@ -11,12 +11,7 @@ from typing import Any
 import numpy as np
 
 from agenttts.report import markdown_table
-
-
-def _median_inf(values: Sequence[float]) -> float:
-    s = sorted(values)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+from agenttts.search_bench.summary import finite, median
 
 
 def overall(result: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -33,15 +28,13 @@ def overall(result: Mapping[str, Any]) -> list[dict[str, Any]]:
         runs = by_method.get(method, [])
         if not runs:
             continue
-        med = _median_inf([h for h, _ in runs])
-        cost = _median_inf([c for _, c in runs])
         out.append(
             {
                 "method": method,
                 "runs": len(runs),
                 "reached": sum(1 for h, _ in runs if not math.isinf(h)),
-                "median_trials_to_optimum": None if math.isinf(med) else med,
-                "median_cost_multiple_to_optimum": None if math.isinf(cost) else cost,
+                "median_trials_to_optimum": finite(median([h for h, _ in runs])),
+                "median_cost_multiple_to_optimum": finite(median([c for _, c in runs])),
             }
         )
     return out

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from agenttts.graph.runner import NodeProgress, run_search
+from agenttts.cli.node_progress import NodeProgress
+from agenttts.graph.runner import run_search
 from agenttts.progress import ItemProgress, set_quiet
 
 

@@ -29,9 +29,8 @@ from agenttts.environment.task import TaskError
 from agenttts.environment.task_loading import load_task, parse_task
 from agenttts.errors import InputError
 from agenttts.graph.runner import run_search
-from agenttts.proposers import PROPOSERS, make_proposer
+from agenttts.proposers import PROPOSERS, llm_proposers, make_proposer
 from agenttts.proposers.base import ProposerSettings
-from agenttts.search_bench.harness import LLM_METHODS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "proposers"))
 from tiny_grid import drive
@@ -93,7 +92,7 @@ def test_a_sample_set_is_the_whole_space(tmp_path):
     assert all(c[s].samples in SET for c in drawn for s in task.stage_names)
 
 
-@pytest.mark.parametrize("name", sorted(set(PROPOSERS) - LLM_METHODS - {"gp"}))
+@pytest.mark.parametrize("name", sorted(set(PROPOSERS) - llm_proposers() - {"gp"}))
 def test_every_proposer_respects_the_set_and_the_table_answers_exactly(tmp_path, name):
     task = load_task(write_set_task(tmp_path))
     archive, _, _ = drive(task, make_proposer(name, ProposerSettings(seed=1)), 3, 5)
