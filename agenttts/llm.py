@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT, Counts
 from agenttts.environment.deployment import api_key_from
@@ -41,21 +41,51 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class AgentEndpoint(BaseModel):
-    """Where an LLM proposer's agent lives; the key is read from `api_key_env` at call time.
-
-    Built from the run's settings (`Context.agent_endpoint`: each `agent_*` setting is the field
-    of the same name), which declare the defaults; only the re-ask count is the client's own.
+    """Where an LLM proposer's agent lives and how it is asked: the one declaration of the agent
+    settings. Each field but the re-ask count is the run setting `agent_<field>`
+    (`graph/context.py` takes its type, default, bounds and description from here, and adds only
+    what the command line and the search need); the key is read from `api_key_env` at call time.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str
-    base_url: str
-    api_key_env: str | None
-    temperature: float
-    max_tokens: int
-    timeout_s: float
-    params: float | None = None
+    model: str = Field(
+        default="smollm2", description="Model name the agent endpoint serves (LLM proposers only)."
+    )
+    base_url: str = Field(
+        default="embedded",
+        description="OpenAI-compatible base URL of the agent, e.g. http://127.0.0.1:8000/v1; "
+        "'embedded' means the server agenttts starts itself.",
+    )
+    api_key_env: str | None = Field(
+        default="OPENAI_API_KEY",
+        description="NAME of the environment variable holding the agent's key (the key itself is "
+        "never stored). Local servers need none.",
+    )
+    temperature: float = Field(
+        default=0.9,
+        ge=0,
+        le=2,
+        description="Sampling temperature of the agent (the paper uses 0.9; OpenAI's range, 0 to "
+        "2).",
+    )
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one agent call may take before the endpoint counts as unreachable.",
+    )
+    max_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description="Most tokens one agent answer may hold: caps the agent's own cost and time.",
+    )
+    params: float | None = Field(
+        default=None,
+        gt=0,
+        description="Parameter count of the agent model, to count its tokens in the search cost "
+        "(the budget formula with these parameters); empty: the embedded server's own size when "
+        "the agent is 'embedded', else agent tokens are reported but cost no units.",
+    )
     max_parse_retries: int = 2
 
     def cost_params(self) -> float | None:

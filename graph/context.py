@@ -4,91 +4,141 @@ Settings are not part of the graph state on purpose: they say *how* to search, t
 was found. The runner records them in the state once (``settings``) so a resumed run can be held to
 the settings it started with.
 
-Each setting is declared here once, with `setting()`: type, default, bounds, description, whether it
-defines the search, and the old command-line spellings. Everything else is derived from these
-fields: `SEARCH_DEFINING`, the flags of `agenttts search`, `bench` and `demo`
-(`agenttts.cli.settings`), the agent endpoint of the LLM proposers (`agent_endpoint`), the checks
-(`problems`), the bounds Studio shows (pydantic reads `ge`/`gt` and `description` from the
-metadata), and the environment fallbacks (`AGENTTTS_<FIELD>`, as LangGraph's react-agent does).
+`Context` is a pydantic model, and each setting is declared on it once with `setting()`: its type,
+default, bounds (`Field(ge=, gt=, le=, lt=)`) and description, plus what only the command line and
+the search need (`Setting`: whether it defines the search, its old flag spellings, ...). The agent's
+settings come from their one declaration, `agenttts.llm.AgentEndpoint` (`agent_setting`).
+Everything else is derived from these fields: `SEARCH_DEFINING`, the flags of `agenttts search`,
+`bench` and `demo` (`agenttts.cli.settings`), the agent endpoint of the LLM proposers
+(`agent_endpoint`), Studio's context panel (LangGraph renders `Context.model_json_schema()`:
+descriptions, defaults, bounds, the insights' choices), the checks (`problems`: pydantic's strict
+validation, every number finite, of its type and in its range, an integer within the 64 bits a
+checkpoint stores), and the environment fallbacks (`AGENTTTS_<FIELD>`, read by pydantic's parsing
+of strings, as LangGraph's react-agent template falls back to the environment).
+
+Making a `Context` never raises for a bad value: LangGraph builds the context of a Studio or HTTP
+run with `Context(**dict)` before anything is checkpointed, and a refusal there would lose the
+run's input and speak pydantic's language. The value is held as given, and the first node refuses
+it (`nodes.common.settings`) with the message the CLI prints (`validate`).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import os
 import types
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from agenttts.errors import InputError
+from agenttts.llm import AgentEndpoint
 from agenttts.prompting import INSIGHTS
 
 if TYPE_CHECKING:
-    from agenttts.llm import AgentEndpoint
     from agenttts.proposers.base import ProposerSettings
 
-#: Environment variables `AGENTTTS_<FIELD>` fill the settings a run leaves at their default.
+#: Environment variables `AGENTTTS_<FIELD>` fill the settings a run is not given.
 ENV_PREFIX = "AGENTTTS_"
+#: The largest integer setting: a checkpoint (msgpack) stores 64-bit integers.
+INT_MAX = 2**63 - 1
 
 
-class _Metadata(Mapping[str, Any]):
-    """A field's metadata whose callable description is computed when read (by Studio's schema or
-    `--help`): the proposer list comes from the registry, which this module must not import at
-    import time (the registry pulls in the proposers, the archive and the task schema)."""
+@dataclass(frozen=True)
+class Setting:
+    """What a setting's declaration says beyond pydantic's field: `defines_search` (a resumed run
+    must keep it); for the command line, `off` (the flag value that means None: patience 0),
+    `path` (expand `~`), `metavar`, `aliases` (older flag spellings), `choices` (a list's items);
+    `describe` (a description computed when read, by Studio's schema or `--help`: the proposer
+    list comes from the registry, which this module must not import at import time); `range` (the
+    message for a value out of bounds, where the bounds alone say too little)."""
 
-    def __init__(self, items: dict[str, Any]) -> None:
-        self._items = items
-
-    def __getitem__(self, key: str) -> Any:
-        value = self._items[key]
-        return value() if key == "description" and callable(value) else value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
+    defines_search: bool = False
+    off: Any = None
+    path: bool = False
+    metavar: str | None = None
+    aliases: tuple[str, ...] = ()
+    choices: tuple[Any, ...] | None = None
+    describe: Callable[[], str] | None = None
+    range: str | None = None
 
 
 def setting(
-    default: Any = dataclasses.MISSING,
+    default: Any = PydanticUndefined,
     *,
     description: str | Callable[[], str],
-    default_factory: Any = dataclasses.MISSING,
+    default_factory: Callable[[], Any] | None = None,
     ge: float | None = None,
     gt: float | None = None,
-    choices: tuple[Any, ...] | None = None,
-    check: Callable[[str, Any], str | None] | None = None,
-    defines_search: bool = False,
-    off: Any = None,
-    path: bool = False,
-    metavar: str | None = None,
-    aliases: tuple[str, ...] = (),
+    le: float | None = None,
+    lt: float | None = None,
+    check: Callable[[Any, ValidationInfo], Any] | None = None,
+    declared: FieldInfo | None = None,
+    **flags: Any,
 ) -> Any:
-    """One run setting. `ge`/`gt` bound it (None always passes), `choices` bound a list's items,
-    `check(name, value)` returns a problem or None; `defines_search`: a resumed run must keep it.
-    For the command line: `off` is the flag value that means None (patience 0), `path` expands
-    `~`, `aliases` are older flag spellings."""
-    meta: dict[str, Any] = {"description": description, "defines_search": defines_search}
-    optional = {
-        "ge": ge,
-        "gt": gt,
-        "choices": choices,
-        "check": check,
-        "off": off,
-        "metavar": metavar,
+    """One run setting: a pydantic field with its bounds (None: unbounded) and its `Setting`
+    (`flags`). `check(value, info)` raises ValueError naming what is wrong (run after the type
+    and bounds pass); `declared`: the field this one repeats (an `AgentEndpoint` field), whose
+    bounds it keeps."""
+    lazy = description if callable(description) else None
+    bounds = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "lt": lt}.items() if v is not None}
+    field: dict[str, Any] = {
+        "description": None if lazy else str(description),
+        "json_schema_extra": _shown_in_studio(lazy, flags.get("choices")),
+        **bounds,
     }
-    meta.update({k: v for k, v in optional.items() if v is not None})
-    if path:
-        meta["path"] = True
-    if aliases:
-        meta["aliases"] = aliases
-    if default_factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=default_factory, metadata=_Metadata(meta))
-    return dataclasses.field(default=default, metadata=_Metadata(meta))
+    if default_factory is not None:
+        field["default_factory"] = default_factory
+    else:
+        field["default"] = default
+    info: FieldInfo = Field(**field)
+    if declared is not None:  # its bounds, but those this setting tightens
+        kept = [m for m in declared.metadata if type(m).__name__.lower() not in bounds]
+        info.metadata[:0] = kept
+    info.metadata.append(Setting(describe=lazy, **flags))
+    if check is not None:
+        info.metadata.append(AfterValidator(check))
+    return info
+
+
+def agent_setting(name: str, **extra: Any) -> Any:
+    """The run setting `agent_<name>`: the agent endpoint's field as `AgentEndpoint` declares it
+    (default, bounds, description), with what only the settings add (tighter bounds, flags)."""
+    declared = AgentEndpoint.model_fields[name]
+    assert declared.description is not None
+    return setting(declared.default, description=declared.description, declared=declared, **extra)
+
+
+def _shown_in_studio(
+    describe: Callable[[], str] | None, choices: tuple[Any, ...] | None
+) -> Callable[[dict[str, Any]], None] | None:
+    """What Studio's schema adds to pydantic's: a description computed when the schema is asked
+    for, and a list's allowed items (a choice of values, not any number)."""
+    if describe is None and choices is None:
+        return None
+
+    def fill(schema: dict[str, Any]) -> None:
+        if describe is not None:
+            schema["description"] = describe()
+        if choices is not None:
+            schema.setdefault("items", {})["enum"] = list(choices)
+
+    return fill
 
 
 def _proposer_description() -> str:
@@ -100,31 +150,36 @@ def _proposer_description() -> str:
     )
 
 
-def _known_proposer(name: str, value: Any) -> str | None:
+def _known_proposer(value: str, info: ValidationInfo) -> str:
     from agenttts.proposers import PROPOSERS, split_variant
 
-    if split_variant(value)[0] in PROPOSERS:
-        return None
-    return f"unknown {name} {value!r} (known: {', '.join(PROPOSERS)})"
+    if split_variant(value)[0] not in PROPOSERS:
+        raise ValueError(f"unknown {info.field_name} {value!r} (known: {', '.join(PROPOSERS)})")
+    return value
 
 
-def _a_share(name: str, value: Any) -> str | None:
-    if value is not None and not 0 < value < 1:
-        return f"{name} must be a share of the training items between 0 and 1, e.g. 0.25"
-    return None
+def _insights_only(value: list[int], info: ValidationInfo) -> list[int]:
+    bad = [v for v in value if v not in INSIGHTS]
+    if bad:
+        allowed = ", ".join(map(str, INSIGHTS))
+        raise ValueError(f"{info.field_name} may hold only {allowed} (got {bad})")
+    return value
 
 
-def _prompt_folder(name: str, value: Any) -> str | None:
+def _prompt_folder(value: str | None, info: ValidationInfo) -> str | None:
     """A prompts folder agenttts can use as is (misspelled files, unknown placeholders, ...)."""
     from agenttts.prompting import check_prompts_dir
 
     problems = check_prompts_dir(value) if value else []
-    return f"{name}: " + "; ".join(problems) if problems else None
+    if problems:
+        raise ValueError(f"{info.field_name}: " + "; ".join(problems))
+    return value
 
 
-@dataclass(kw_only=True)
-class Context:
+class Context(BaseModel):
     """How one search runs. Every field shows up, with its description, in LangGraph Studio."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore")
 
     proposer: str = setting(
         "agenttts",
@@ -132,73 +187,49 @@ class Context:
         check=_known_proposer,
         defines_search=True,
     )
-    agent_model: str = setting(
-        "smollm2",
-        description="Model name the agent endpoint serves (LLM proposers only).",
-        defines_search=True,
+    agent_model: str = agent_setting("model", defines_search=True)
+    agent_base_url: str = agent_setting("base_url")
+    agent_api_key_env: str | None = agent_setting(
+        "api_key_env", metavar="NAME", aliases=("--agent-key-env",)
     )
-    agent_base_url: str = setting(
-        "embedded",
-        description="OpenAI-compatible base URL of the agent, e.g. http://127.0.0.1:8000/v1; "
-        "'embedded' means the server agenttts starts itself.",
+    agent_temperature: float = agent_setting(
+        "temperature", defines_search=True, aliases=("--temperature",)
     )
-    agent_api_key_env: str | None = setting(
-        "OPENAI_API_KEY",
-        description="NAME of the environment variable holding the agent's key (the key itself is "
-        "never stored). Local servers need none.",
-        metavar="NAME",
-        aliases=("--agent-key-env",),
-    )
-    agent_temperature: float = setting(
-        0.9,
-        description="Sampling temperature of the agent (the paper uses 0.9).",
-        defines_search=True,
-        aliases=("--temperature",),
-    )
-    agent_timeout_s: float = setting(
-        120.0,
-        description="Seconds one agent call may take before the endpoint counts as unreachable.",
-        gt=0,
-        metavar="S",
-        aliases=("--agent-timeout",),
-    )
-    agent_max_tokens: int = setting(
-        1024,
-        description="Most tokens one agent answer may hold: caps the agent's own cost and time.",
-        ge=16,
-        metavar="N",
-    )
-    agent_params: float | None = setting(
-        None,
-        description="Parameter count of the agent model, to count its tokens in the search cost "
-        "(the budget formula with these parameters); empty: the embedded server's own size when "
-        "the agent is 'embedded', else agent tokens are reported but cost no units.",
-        gt=0,
-        metavar="N",
-    )
+    agent_timeout_s: float = agent_setting("timeout_s", metavar="S", aliases=("--agent-timeout",))
+    agent_max_tokens: int = agent_setting("max_tokens", ge=16, le=INT_MAX, metavar="N")
+    agent_params: float | None = agent_setting("params", metavar="N")
     batch_size: int = setting(
-        10, description="Configurations proposed per iteration.", ge=1, defines_search=True
+        10,
+        description="Configurations proposed per iteration.",
+        ge=1,
+        le=INT_MAX,
+        defines_search=True,
     )
-    max_iterations: int = setting(10, description="Stop after this many search iterations.", ge=1)
+    max_iterations: int = setting(
+        10, description="Stop after this many search iterations.", ge=1, le=INT_MAX
+    )
     max_trials: int | None = setting(
         None,
         description="Stop once this many trials were executed (initial trials included); empty: "
         "no cap.",
         ge=1,
+        le=INT_MAX,
     )
     patience: int | None = setting(
         4,
         description="Stop after this many iterations in a row without a better score; empty: off.",
         ge=1,
+        le=INT_MAX,
         off=0,
     )
     target: float | None = setting(
         None, description="Stop as soon as the main metric reaches this score; empty: off."
     )
-    no_insights: list[int] = setting(  # noqa: RUF009 - setting() is a dataclasses.field()
+    no_insights: list[int] = setting(
         default_factory=list,
         description="Ablation: insights switched off (1 model preference, 2 per-stage sample "
         "optimum, 3 budget trade-offs between stages). Switching 1 off skips the initialisation.",
+        check=_insights_only,
         choices=INSIGHTS,
         defines_search=True,
         metavar="N",
@@ -215,6 +246,8 @@ class Context:
     seed: int = setting(
         0,
         description="Seed of the proposer (a resumed run proposes the same).",
+        ge=-INT_MAX - 1,
+        le=INT_MAX,
         defines_search=True,
     )
     hybrid_agent: bool = setting(
@@ -233,7 +266,9 @@ class Context:
         "while it can still tie or beat the incumbent (a paired confidence bound, see "
         "agenttts/racing.py); empty: off, every trial runs on the whole split. Needs per-item "
         "results (every executor but the grid replay).",
-        check=_a_share,
+        gt=0,
+        lt=1,
+        range="a share of the training items between 0 and 1, e.g. 0.25",
         defines_search=True,
         metavar="SHARE",
     )
@@ -243,35 +278,26 @@ class Context:
         path=True,
     )
 
-    def __post_init__(self) -> None:
-        """A setting left at its default takes `$AGENTTTS_<FIELD>` when that is set (as in the
-        react-agent template; `from_dict` holds every setting it is given)."""
-        hints = _hints()
-        for f in fields(self):
-            raw = os.environ.get(ENV_PREFIX + f.name.upper())
-            if raw is None or getattr(self, f.name) != default_of(f.name):
-                continue
-            try:
-                value = _parse(raw, hints[f.name])
-            except ValueError:
-                raise InputError(
-                    f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {f.name} ({f.type})"
-                ) from None
-            setattr(self, f.name, value)
+    def __init__(self, **given: Any) -> None:
+        """The settings as given (keys that are no setting are ignored), each setting not given
+        from `$AGENTTTS_<FIELD>` when that is set, else its default. Nothing is checked here but
+        the environment's text (see the module docstring): `validate` checks."""
+        super().__init__()
+        names = type(self).model_fields
+        for name, value in {**_from_environment(given), **given}.items():
+            if name in names:
+                setattr(self, name, value)
 
     def problems(self) -> list[str]:
-        """What makes these settings unusable, every problem at once, before anything is spent."""
-        hints = _hints()
-        out: list[str] = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not _accepts(hints[f.name], value):
-                out.append(f"{f.name} must be of type {f.type} (got {value!r})")
-                continue
-            out += _bound_problems(f.name, value, f.metadata)
-        return out
+        """What makes these settings unusable, every problem at once, before anything is spent:
+        one message per setting, in declaration order."""
+        try:
+            _checked().model_validate(self.to_dict())
+        except ValidationError as e:
+            return _messages(e, self.to_dict())
+        return []
 
-    def validate(self) -> Context:
+    def validate(self) -> Context:  # type: ignore[override]  # pydantic's deprecated classmethod
         """These settings, or InputError naming every problem (the text the CLI prints too)."""
         problems = self.problems()
         if problems:
@@ -281,12 +307,8 @@ class Context:
     def agent_endpoint(self, **overrides: Any) -> AgentEndpoint:
         """The LLM proposers' agent: every `agent_*` setting, named without the prefix; `overrides`
         set endpoint fields that are no run setting (`max_parse_retries`) or replace one."""
-        from agenttts.llm import AgentEndpoint
-
         agent = {
-            f.name.removeprefix("agent_"): getattr(self, f.name)
-            for f in fields(self)
-            if f.name.startswith("agent_")
+            name.removeprefix("agent_"): value for name, value in self if name.startswith("agent_")
         }
         return AgentEndpoint(**{**agent, **overrides})
 
@@ -302,61 +324,42 @@ class Context:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-plain, for the state's record of the settings a run started with."""
-        return asdict(self)
+        """JSON-plain, for the state's record of the settings a run started with (values as held,
+        copied: the record never shares a list with these settings)."""
+        return copy.deepcopy(dict(self))
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Context:
         """Settings from a mapping (keys that are no setting are ignored), held as given: the
         environment fills only the settings `raw` lacks, so a resumed run's record is kept."""
-        given = {f.name: raw[f.name] for f in fields(cls) if f.name in raw}
-        ctx = cls(**given)
-        for name, value in given.items():  # even one equal to its default beats the environment
-            setattr(ctx, name, value)
-        return ctx
+        return cls(**{name: raw[name] for name in cls.model_fields if name in raw})
+
+
+def declared() -> Iterator[tuple[str, FieldInfo, Setting]]:
+    """Every setting in declaration order: its name, pydantic field and `Setting`."""
+    for name, info in Context.model_fields.items():
+        yield name, info, flags_of(info)
+
+
+def flags_of(info: FieldInfo) -> Setting:
+    return next(m for m in info.metadata if isinstance(m, Setting))
+
+
+def description_of(name: str) -> str:
+    """A setting's description as Studio and `--help` show it (a computed one computed now)."""
+    info = Context.model_fields[name]
+    describe = flags_of(info).describe
+    return describe() if describe is not None else str(info.description)
 
 
 def default_of(name: str) -> Any:
     """A setting's declared default (a fresh one for a default factory)."""
-    f = _field(name)
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return f.default
-
-
-@cache
-def _hints() -> dict[str, Any]:
-    return get_type_hints(Context)
-
-
-def _field(name: str) -> dataclasses.Field[Any]:
-    return next(f for f in fields(Context) if f.name == name)
-
-
-def _bound_problems(name: str, value: Any, meta: Mapping[str, Any]) -> list[str]:
-    if value is None:
-        return []
-    out: list[str] = []
-    if "ge" in meta and value < meta["ge"]:
-        out.append(f"{name} must be at least {meta['ge']}")
-    if "gt" in meta and value <= meta["gt"]:
-        gt = meta["gt"]
-        out.append(f"{name} must be positive" if gt == 0 else f"{name} must exceed {gt}")
-    if "choices" in meta:
-        bad = [v for v in value if v not in meta["choices"]]
-        if bad:
-            allowed = ", ".join(map(str, meta["choices"]))
-            out.append(f"{name} may hold only {allowed} (got {bad})")
-    if "check" in meta:
-        problem = meta["check"](name, value)
-        if problem:
-            out.append(problem)
-    return out
+    return Context.model_fields[name].get_default(call_default_factory=True)
 
 
 def base_type(name: str) -> Any:
     """A setting's type without its None: `int` for `int | None`, `list[int]` for itself."""
-    return _optional(_hints()[name])[0]
+    return _optional(Context.model_fields[name].annotation)[0]
 
 
 def _optional(tp: Any) -> tuple[Any, bool]:
@@ -367,47 +370,89 @@ def _optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _accepts(tp: Any, value: Any) -> bool:
-    """Whether `value` is JSON-plain of type `tp` (an int is a float, a bool is no number)."""
-    tp, optional = _optional(tp)
-    if value is None:
-        return optional
-    if get_origin(tp) is list:
-        return isinstance(value, list) and all(_accepts(get_args(tp)[0], v) for v in value)
-    if isinstance(value, bool):
-        return tp is bool
-    if tp is float:
-        return isinstance(value, int | float)
-    return isinstance(value, tp)
+@cache
+def _checked() -> type[BaseModel]:
+    """`Context`'s fields as a plain pydantic model: what `problems` validates with (strictly:
+    no text read as a number, no bool as a number, an int is a float)."""
+    fields: dict[str, Any] = {n: (i.annotation, i) for n, i in Context.model_fields.items()}
+    return create_model("Context", __config__=Context.model_config, **fields)
+
+
+def _messages(error: ValidationError, values: Mapping[str, Any]) -> list[str]:
+    """One message per setting pydantic refused, in the words the CLI has always used."""
+    out: dict[str, str] = {}
+    for e in error.errors():
+        name = str(e["loc"][0])
+        if name not in out:
+            out[name] = _message(name, e, values.get(name))
+    return list(out.values())
+
+
+def _message(name: str, e: Any, value: Any) -> str:
+    kind, ctx = e["type"], e.get("ctx") or {}
+    if kind == "value_error":  # a setting's own check: its message as written
+        return str(ctx.get("error", e["msg"]))
+    if kind == "finite_number":
+        return f"{name} must be a finite number (got {value!r})"
+    span = flags_of(Context.model_fields[name]).range
+    if span is not None and kind in _BOUNDS:
+        return f"{name} must be {span}"
+    if kind == "greater_than_equal":
+        return f"{name} must be at least {_number(ctx['ge'])}"
+    if kind == "greater_than":
+        gt = ctx["gt"]
+        return f"{name} must be positive" if gt == 0 else f"{name} must exceed {_number(gt)}"
+    if kind == "less_than_equal":
+        return f"{name} must be at most {_number(ctx['le'])}"
+    if kind == "less_than":
+        return f"{name} must be below {_number(ctx['lt'])}"
+    declared = _type_name(Context.model_fields[name].annotation)
+    return f"{name} must be of type {declared} (got {value!r})"
+
+
+_BOUNDS = {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) and not get_args(tp) else str(tp)
+
+
+def _from_environment(given: Mapping[str, Any]) -> dict[str, Any]:
+    """`$AGENTTTS_<FIELD>` for every setting not `given`, read as its type by pydantic's parsing
+    of strings (lists comma-separated, an empty optional None, yes/no/on/off/1/0 for a bool);
+    InputError naming the variable when its text is no such value."""
+    out: dict[str, Any] = {}
+    for name, info in Context.model_fields.items():
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is None or name in given:
+            continue
+        try:
+            out[name] = _parse(raw, info.annotation)
+        except ValidationError:
+            raise InputError(
+                f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {name} "
+                f"({_type_name(info.annotation)})"
+            ) from None
+    return out
 
 
 def _parse(text: str, tp: Any) -> Any:
-    """An environment variable's text as type `tp`; lists are comma-separated, empty is None."""
     tp, optional = _optional(tp)
     if optional and not text.strip():
         return None
     if get_origin(tp) is list:
-        item = get_args(tp)[0]
-        return [item(part.strip()) for part in text.split(",") if part.strip()]
-    if tp is bool:  # bool("false") is True: read the words people write
-        word = text.strip().lower()
-        if word not in _BOOLS:
-            raise ValueError(word)
-        return _BOOLS[word]
-    return tp(text)
-
-
-_BOOLS = {"1": True, "true": True, "yes": True, "on": True} | {
-    "0": False,
-    "false": False,
-    "no": False,
-    "off": False,
-}
+        item = TypeAdapter(get_args(tp)[0])
+        return [item.validate_strings(part.strip()) for part in text.split(",") if part.strip()]
+    return TypeAdapter(tp).validate_strings(text if tp is str else text.strip())
 
 
 #: Settings that change what is proposed: a resumed run must keep them, or it is another search.
 #: (The agent's URL and the prompts may change: a server moves, a prompt is edited mid-run.)
-SEARCH_DEFINING = tuple(f.name for f in fields(Context) if f.metadata["defines_search"])
+SEARCH_DEFINING = tuple(name for name, _, flags in declared() if flags.defines_search)
 
 
 def setting_conflicts(recorded: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--seeds must be at least 1")
     racing = [_share(v.strip()) for v in args.racing_shares.split(",") if v.strip()] or [None]
     overrides = setting_overrides(args, SETTINGS)
-    ctx = Context.from_dict(overrides)
+    ctx = Context.from_dict(overrides).validate()  # a bad flag: one error, before any run
     agent = {k: v for k, v in overrides.items() if k.startswith("agent_")}
     out = Path(args.out)
     settings = BenchSettings(

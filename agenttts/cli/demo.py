@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from agenttts.environment.task_loading import load_task
 
     load_task(args.task)  # every problem with the task, before a server is started
+    Context.from_dict({**DEMO_SETTINGS, **setting_overrides(args, FLAGS)}).validate()  # and flags
     stop_on_sigterm()
     thread = args.thread or time.strftime("demo-%Y%m%d-%H%M%S")
     started = time.monotonic()

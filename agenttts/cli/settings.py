@@ -8,25 +8,24 @@ subset, and may give some its own default (the demo's small batches, the bench's
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from agenttts.graph.context import Context, base_type, default_of
+from agenttts.graph.context import Setting, base_type, declared, default_of, description_of
 
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def declared(names: Sequence[str] | None = None) -> list[dataclasses.Field[Any]]:
+def offered(names: Sequence[str] | None = None) -> list[tuple[str, Setting]]:
     """The settings a command offers (all when `names` is None), in declaration order."""
-    fields = dataclasses.fields(Context)
-    unknown = set(names or ()) - {f.name for f in fields}
+    every = [(name, flags) for name, _, flags in declared()]
+    unknown = set(names or ()) - {name for name, _ in every}
     if unknown:
         raise ValueError(f"no such setting: {', '.join(sorted(unknown))}")
-    return [f for f in fields if names is None or f.name in names]
+    return [(name, flags) for name, flags in every if names is None or name in names]
 
 
 def add_setting_flags(
@@ -37,26 +36,25 @@ def add_setting_flags(
     """One flag per offered setting. Without a command default a flag's value is None unless
     given, so only flags given explicitly reach the run (a resumed thread keeps the rest)."""
     defaults = defaults or {}
-    for f in declared(names):
-        meta = f.metadata
-        tp = base_type(f.name)
-        kwargs: dict[str, Any] = {"dest": f.name, "default": defaults.get(f.name)}
+    for name, flags in offered(names):
+        tp = base_type(name)
+        kwargs: dict[str, Any] = {"dest": name, "default": defaults.get(name)}
         if get_origin(tp) is list:
-            kwargs.update(type=get_args(tp)[0], action="append", choices=meta.get("choices"))
+            kwargs.update(type=get_args(tp)[0], action="append", choices=flags.choices)
         elif tp is bool:  # --name / --no-name
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = tp
-        if "metavar" in meta:
-            kwargs["metavar"] = meta["metavar"]
-        default = defaults.get(f.name, default_of(f.name))
+        if flags.metavar is not None:
+            kwargs["metavar"] = flags.metavar
+        default = defaults.get(name, default_of(name))
         notes = [f"default {_shown(default)}"]
-        if "off" in meta:
-            notes.append(f"{meta['off']}: off")
+        if flags.off is not None:
+            notes.append(f"{flags.off}: off")
         if kwargs.get("action") == "append":
             notes.append("repeatable")
-        kwargs["help"] = f"{meta['description']} ({'; '.join(notes)})".replace("%", "%%")
-        parser.add_argument(flag(f.name), *meta.get("aliases", ()), **kwargs)
+        kwargs["help"] = f"{description_of(name)} ({'; '.join(notes)})".replace("%", "%%")
+        parser.add_argument(flag(name), *flags.aliases, **kwargs)
 
 
 def setting_overrides(
@@ -64,17 +62,17 @@ def setting_overrides(
 ) -> dict[str, Any]:
     """Context fields from the flags that have a value, as the Context holds them."""
     out: dict[str, Any] = {}
-    for f in declared(names):
-        value = getattr(args, f.name, None)
+    for name, flags in offered(names):
+        value = getattr(args, name, None)
         if value is None:
             continue
-        if "off" in f.metadata and value == f.metadata["off"]:
+        if flags.off is not None and value == flags.off:
             value = None
         elif isinstance(value, list):
             value = sorted(set(value))
-        elif f.metadata.get("path"):
+        elif flags.path:
             value = str(Path(value).expanduser())
-        out[f.name] = value
+        out[name] = value
     return out
 
 

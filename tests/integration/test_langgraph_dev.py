@@ -153,3 +153,25 @@ def test_a_bad_setting_over_http_gets_the_cli_message(server, tmp_path):
         "message": "batch_size must be at least 1; no_insights may hold only 1, 2, 3 (got [4])",
     }
     assert state["next"] == ["init_trials"] and state["values"]["archive"] == []
+
+
+def test_studio_context_panel_shows_every_setting_with_its_description_and_default(server):
+    """What Studio's context panel renders: the assistant's context schema, which LangGraph takes
+    from the pydantic `Context` (descriptions, defaults, bounds, the insights' choices)."""
+    from agenttts.graph.context import Context, default_of, description_of
+
+    with httpx.Client(base_url=server, timeout=60) as client:
+        [assistant] = (
+            client.post("/assistants/search", json={"graph_id": "agenttts"})
+            .raise_for_status()
+            .json()
+        )
+        schemas = client.get(f"/assistants/{assistant['assistant_id']}/schemas").json()
+    panel = schemas["context_schema"]["properties"]
+    assert list(panel) == list(Context.model_fields)
+    for name, field in panel.items():
+        assert field["description"] == description_of(name), name
+        assert field.get("default", []) == default_of(name), name
+    assert panel["batch_size"]["minimum"] == 1
+    assert panel["agent_temperature"]["maximum"] == 2
+    assert panel["no_insights"]["items"]["enum"] == [1, 2, 3]

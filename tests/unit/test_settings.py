@@ -4,20 +4,24 @@ agent endpoint, the checks and the environment fallbacks are derived from that d
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
 from agenttts.cli import bench, demo
-from agenttts.cli.main import build_parser
+from agenttts.cli.main import build_parser, main
 from agenttts.cli.settings import flag, setting_overrides
 from agenttts.errors import InputError
-from agenttts.graph.context import SEARCH_DEFINING, Context, default_of
+from agenttts.graph.context import SEARCH_DEFINING, Context, default_of, description_of
 from agenttts.llm import AgentEndpoint
 from agenttts.proposers import PROPOSERS
 
-ALL = tuple(f.name for f in fields(Context))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
+from grid_task import write_grid_task
+
+ALL = tuple(Context.model_fields)
 
 
 def command(name: str) -> argparse.ArgumentParser:
@@ -39,8 +43,7 @@ def test_each_command_has_one_derived_flag_per_setting_it_declares(name, declare
     for setting in declared:
         action = actions[setting]
         assert flag(setting) == action.option_strings[0]
-        meta = next(f.metadata for f in fields(Context) if f.name == setting)
-        assert action.help is not None and action.help.startswith(meta["description"])
+        assert action.help is not None and action.help.startswith(description_of(setting))
         shown = defaults.get(setting, default_of(setting))
         assert f"default {'none' if shown in (None, []) else shown}" in action.help
         assert action.default == defaults.get(setting)
@@ -81,7 +84,7 @@ def test_search_defining_settings_and_the_agent_endpoint_are_derived():
         "hybrid_agent",
         "racing",
     )
-    agent_settings = {f.name.removeprefix("agent_") for f in fields(Context)} & set(
+    agent_settings = {name.removeprefix("agent_") for name in Context.model_fields} & set(
         AgentEndpoint.model_fields
     )
     assert set(AgentEndpoint.model_fields) - agent_settings == {"max_parse_retries"}
@@ -92,8 +95,7 @@ def test_search_defining_settings_and_the_agent_endpoint_are_derived():
 
 def test_the_proposer_list_in_the_description_comes_from_the_registry(monkeypatch):
     monkeypatch.setitem(PROPOSERS, "brand-new", "somewhere:BrandNew")
-    meta = next(f.metadata for f in fields(Context) if f.name == "proposer")
-    assert all(name in meta["description"] for name in PROPOSERS)
+    assert all(name in description_of("proposer") for name in PROPOSERS)
     assert "brand-new" in str(command("search")._option_string_actions["--proposer"].help)
 
 
@@ -110,3 +112,53 @@ def test_environment_fills_settings_left_at_their_default_never_a_recorded_one(m
     monkeypatch.setenv("AGENTTTS_SEED", "x")
     with pytest.raises(InputError, match="AGENTTTS_SEED='x' is not a valid seed"):
         Context()
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--target", "nan"], "target must be a finite number (got nan)"),
+        (["--target", "inf"], "target must be a finite number (got inf)"),
+        (["--agent-timeout-s", "nan"], "agent_timeout_s must be a finite number (got nan)"),
+        (["--agent-params", "inf"], "agent_params must be a finite number (got inf)"),
+        (["--agent-temperature", "-1"], "agent_temperature must be at least 0"),
+        (["--agent-temperature", "2.5"], "agent_temperature must be at most 2"),
+        (["--seed", str(2**70)], "seed must be at most 9223372036854775807"),
+        (["--max-trials", str(2**64)], "max_trials must be at most 9223372036854775807"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_a_number_flag_out_of_its_range_is_one_error_line_before_anything_runs(
+    tmp_path, capsys, given, said
+):
+    """Every number setting is finite, of its type and in its range (an integer within the 64
+    bits a checkpoint stores): one `error:` line and exit 2, and no thread saved."""
+    task = str(write_grid_task(tmp_path / "task"))
+    db = tmp_path / "runs.sqlite"
+    assert main(["search", task, "--db", str(db), "--proposer", "random", *given]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {said}"]
+    if db.exists():
+        con = sqlite3.connect(db)
+        assert con.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0
+
+
+def test_a_bool_or_text_where_a_number_is_meant_is_refused_by_type():
+    """What a Studio or HTTP run can send that a flag cannot: JSON true for a number, a string."""
+    problems = Context.from_dict(
+        {"batch_size": True, "agent_temperature": False, "target": "0.5", "racing": True}
+    ).problems()
+    assert problems == [
+        "agent_temperature must be of type float (got False)",
+        "batch_size must be of type int (got True)",
+        "target must be of type float | None (got '0.5')",
+        "racing must be of type float | None (got True)",
+    ]
+
+
+def test_the_agent_settings_are_the_endpoint_fields_as_the_client_declares_them():
+    for name, declared in AgentEndpoint.model_fields.items():
+        if name == "max_parse_retries":
+            continue
+        assert default_of(f"agent_{name}") == declared.default
+        assert description_of(f"agent_{name}") == declared.description
