@@ -170,7 +170,7 @@ def fill(template: str, fields: dict[str, object]) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
-def render(
+def role_prompt(
     role: str,
     *,
     no_insights: Iterable[int] = (),

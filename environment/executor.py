@@ -173,7 +173,7 @@ def trial_search_cost(task: Task, result: TrialResult) -> float:
 
 
 @dataclass(frozen=True)
-class ExhaustiveOptimum:
+class BestFeasible:
     """The best observed score of a split over every feasible configuration (ties: the cheaper)."""
 
     score: float
@@ -187,7 +187,7 @@ class HasOptimum(Protocol):
     through `run` (the simulated one sweeps its surface vectorised). Making the executor is
     enough: these need no `async with`."""
 
-    def optimum(self, split: Split = "train") -> ExhaustiveOptimum: ...
+    def optimum(self, split: Split = "train") -> BestFeasible: ...
 
     def count_at_least(self, threshold: float, split: Split = "train") -> int:
         """How many feasible configurations score at least `threshold` (the optimum's basin)."""

@@ -59,8 +59,8 @@ from agenttts.environment.executor import (
 from agenttts.environment.space import Config, count_feasible, max_samples_given
 from agenttts.environment.splits import Split
 from agenttts.environment.sweep import (
+    OptimumBySweep,
     SweepResult,
-    SweptOptimum,
     feasible_chunks,
     stage_option_arrays,
 )
@@ -428,7 +428,7 @@ def _indexed(
 # ------------------------------------------------------------------------------------------------
 
 
-class GridReplayExecutor(SweptOptimum, PerConfigExecutor):
+class GridReplayExecutor(OptimumBySweep, PerConfigExecutor):
     """Replays a precomputed grid: no LLM calls, the same interface as the live executor.
 
     Declares `HasOptimum`: the exhaustive optimum sweeps the feasible set against the table.

@@ -56,7 +56,7 @@ from agenttts.environment.executor import (
 from agenttts.environment.metrics import NORMALIZERS
 from agenttts.environment.space import Config, StageConfig
 from agenttts.environment.splits import Split, split_items
-from agenttts.environment.sweep import SweepResult, SweptOptimum, sweep
+from agenttts.environment.sweep import OptimumBySweep, SweepResult, sweep
 from agenttts.environment.task import Problem, Task, TaskError
 
 SUPPORTED_METRICS = ("accuracy",)
@@ -255,7 +255,7 @@ def load_store(path: Path, normalizer: str = "squad") -> SampleStore:
     return _load_cached(str(path.resolve()), normalizer, st.st_mtime_ns, st.st_size)
 
 
-class SamplesReplayExecutor(SweptOptimum, PerConfigExecutor):
+class SamplesReplayExecutor(OptimumBySweep, PerConfigExecutor):
     """Replays stored samples of a single-stage task: vote, score, and cost from real tokens.
 
     Declares `HasOptimum`: every (model, S) accuracy is one column mean of the vote table;

@@ -49,7 +49,7 @@ import numpy as np
 from agenttts.environment.executor import Executor, TrialResult
 from agenttts.environment.space import Config, config_cost
 from agenttts.environment.splits import Split
-from agenttts.environment.sweep import FeasibleChunk, SweepResult, SweptOptimum, sweep
+from agenttts.environment.sweep import FeasibleChunk, OptimumBySweep, SweepResult, sweep
 from agenttts.environment.task import Problem, Task
 
 #: Per-stage surface settings (``stages[].settings``) and their defaults.
@@ -230,7 +230,7 @@ class SimulatedSurface:
         )
 
 
-class SimulatedExecutor(SweptOptimum, Executor):
+class SimulatedExecutor(OptimumBySweep, Executor):
     """Scores configurations on a simulated surface, a batch at once; no model is called.
 
     Declares `HasOptimum`: the exhaustive optimum is a vectorised sweep of the surface; and
@@ -332,5 +332,5 @@ class SimulatedExecutor(SweptOptimum, Executor):
         ]
 
     def sweep(self, split: Split) -> SweepResult:
-        """Every feasible configuration scored, a vectorised chunk at a time (`SweptOptimum`)."""
+        """Every feasible configuration scored, a vectorised chunk at a time (`OptimumBySweep`)."""
         return sweep(self.task, lambda chunk: self.surface.score_chunk(chunk, split))

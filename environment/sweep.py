@@ -11,7 +11,7 @@ grid's nearest rows, a sample store's vote tables) and folded into a `SweepResul
 (ties: the cheaper, then the first in enumeration order, which is `space.iter_feasible`'s) and a
 histogram of scores, which answers "how many configurations reach x" without a second sweep.
 
-Executors declare `HasOptimum` by deriving `SweptOptimum` and implementing `sweep(split)`.
+Executors declare `HasOptimum` by deriving `OptimumBySweep` and implementing `sweep(split)`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agenttts.environment.executor import ExhaustiveOptimum
+from agenttts.environment.executor import BestFeasible
 from agenttts.environment.space import BUDGET_TOLERANCE, Config, stage_options
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Task
@@ -178,7 +178,7 @@ def sweep(
     return result
 
 
-class SweptOptimum:
+class OptimumBySweep:
     """`HasOptimum` for an executor that can score its feasible set vectorised: implement
     `sweep(split)`; the optimum and the counts come from one sweep per split, kept."""
 
@@ -193,7 +193,7 @@ class SweptOptimum:
             cache[split] = self.sweep(split)
         return cache[split]
 
-    def optimum(self, split: Split = "train") -> ExhaustiveOptimum:
+    def optimum(self, split: Split = "train") -> BestFeasible:
         """The best score over every feasible configuration (ties: the cheaper one)."""
         result = self._swept(split)
         if result.config is None or result.score is None:
@@ -201,7 +201,7 @@ class SweptOptimum:
                 f"task {self.task.name!r}: none of its {result.feasible} feasible configurations "
                 f"gets a score on the {split} split"
             )
-        return ExhaustiveOptimum(score=result.score, config=result.config, feasible=result.feasible)
+        return BestFeasible(score=result.score, config=result.config, feasible=result.feasible)
 
     def count_at_least(self, threshold: float, split: Split = "train") -> int:
         """How many feasible configurations score at least `threshold` (the optimum's basin)."""

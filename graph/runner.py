@@ -110,16 +110,16 @@ def run_search(
                 f"thread {thread_id!r} searches task {stored_task!r}, not {task_ref!r}; "
                 "use another --thread for another task"
             )
-        ctx, conflicts = settle_settings(
+        settings, conflicts = settle_settings(
             snap.values.get("settings") if resumed else None, overrides
         )
         if conflicts:
             raise conflict_error(thread_id, conflicts)
-        ctx.validate()
-        racing.check(task, ctx.racing)  # racing on an aggregate-only executor: refused here
+        settings.validate()
+        racing.check(task, settings.racing)  # racing on an aggregate-only executor: refused here
         if resumed and ended(snap):
-            if stop_reason(snap.values, ctx) is not None:  # it would stop right there again
-                return SearchOutcome(thread_id, dict(snap.values), (), True, False, ctx)
+            if stop_reason(snap.values, settings) is not None:  # it would stop right there again
+                return SearchOutcome(thread_id, dict(snap.values), (), True, False, settings)
             # Raised limits lift the recorded stop: continue from the stop check, as if it had
             # said "go on"; the test result and report are redone at the new end.
             log.info(
@@ -131,11 +131,11 @@ def run_search(
                 cfg, {"stop_reason": None, "test_result": None, "report": None}, "check_stop"
             )
 
-        inp = None if resumed else {"task": task_ref, "settings": ctx.to_dict()}
+        inp = None if resumed else {"task": task_ref, "settings": settings.to_dict()}
         modes = ["updates", "tasks"] if on_start is not None else ["updates"]
         try:
             for mode, chunk in graph.stream(
-                inp, cfg, context=ctx, durability="sync", stream_mode=modes
+                inp, cfg, context=settings, durability="sync", stream_mode=modes
             ):
                 if mode == "tasks":  # a task starting carries its input, a finished one not
                     if on_start is not None and "input" in chunk:
@@ -159,7 +159,9 @@ def run_search(
                 "same command again to continue once the database is back."
             ) from None
         final = graph.get_state(cfg)
-        return SearchOutcome(thread_id, dict(final.values), tuple(final.next), resumed, True, ctx)
+        return SearchOutcome(
+            thread_id, dict(final.values), tuple(final.next), resumed, True, settings
+        )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -30,19 +30,19 @@ def stale_iterations(archive: Archive, iteration: int) -> int:
     return stale
 
 
-def stop_reason(state: State, ctx: Context) -> str | None:
+def stop_reason(state: State, settings: Context) -> str | None:
     archive = Archive.from_state(state)
     iteration = int(state.get("iteration") or 0)
     best = archive.best()
     executed = archive.executed()
     stale = stale_iterations(archive, iteration)
-    if ctx.target is not None and best is not None and best.score >= ctx.target:  # type: ignore[operator]
-        return f"target reached: score {best.score:.4g} >= {ctx.target:g}"
-    if ctx.max_trials is not None and len(executed) >= ctx.max_trials:
-        return f"maximum trials reached ({len(executed)} >= {ctx.max_trials})"
-    if iteration >= ctx.max_iterations:
+    if settings.target is not None and best is not None and best.score >= settings.target:  # type: ignore[operator]
+        return f"target reached: score {best.score:.4g} >= {settings.target:g}"
+    if settings.max_trials is not None and len(executed) >= settings.max_trials:
+        return f"maximum trials reached ({len(executed)} >= {settings.max_trials})"
+    if iteration >= settings.max_iterations:
         return f"maximum iterations reached ({iteration})"
-    patience = None if proposer_class(ctx.proposer).exhaustive else ctx.patience
+    patience = None if proposer_class(settings.proposer).exhaustive else settings.patience
     if patience is not None and stale >= patience:
         return f"patience exhausted: {stale} iterations without a better score"
     if int(state.get("empty_proposals") or 0) >= EMPTY_LIMIT:
@@ -53,10 +53,10 @@ def stop_reason(state: State, ctx: Context) -> str | None:
 
 
 def check_stop(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = common.settings(state, runtime)
+    settings = common.settings(state, runtime)
     archive = Archive.from_state(state)
     return {
-        "stop_reason": stop_reason(state, ctx),
+        "stop_reason": stop_reason(state, settings),
         "stale_iterations": stale_iterations(archive, int(state.get("iteration") or 0)),
     }
 

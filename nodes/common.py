@@ -53,17 +53,17 @@ def settings(state: State, runtime: Runtime[Context] | None) -> Context:
     setting stops at its first node with the CLI's message (InputError), before anything is spent.
     A run started without one (a bare Studio run) uses what the state recorded, else the
     defaults."""
-    ctx = runtime.context if runtime is not None else None
-    if isinstance(ctx, dict):
-        ctx = Context.from_dict(ctx)
+    given = runtime.context if runtime is not None else None
+    if isinstance(given, dict):
+        given = Context.from_dict(given)
     recorded = state.get("settings")
-    if not isinstance(ctx, Context):
-        ctx = Context.from_dict(recorded or {})
+    if not isinstance(given, Context):
+        given = Context.from_dict(recorded or {})
     elif recorded:  # a run on a started thread (Studio, HTTP) may not change what is searched
-        conflicts = setting_conflicts(recorded, ctx.to_dict())
+        conflicts = setting_conflicts(recorded, given.to_dict())
         if conflicts:
             raise conflict_error(_thread_id(), conflicts)
-    return ctx.validate()
+    return given.validate()
 
 
 def _thread_id() -> str:
@@ -73,16 +73,16 @@ def _thread_id() -> str:
         return "?"
 
 
-def proposer_for(ctx: Context) -> Proposer:
-    return make_proposer(ctx.proposer, ctx.proposer_settings())
+def proposer_for(settings: Context) -> Proposer:
+    return make_proposer(settings.proposer, settings.proposer_settings())
 
 
-def proposal_context(task: Task, state: Mapping[str, Any], ctx: Context) -> ProposalContext:
+def proposal_context(task: Task, state: Mapping[str, Any], settings: Context) -> ProposalContext:
     return ProposalContext(
         task=task,
         archive=Archive.from_state(state),
         iteration=int(state.get("iteration") or 0),
-        batch_size=ctx.batch_size,
+        batch_size=settings.batch_size,
         guidelines=state.get("guidelines") or None,
         preferences=dict(state.get("preferences") or {}),
         preference_notes=state.get("preference_notes") or None,

@@ -27,11 +27,11 @@ from agenttts.nodes import common
 
 
 def execute_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = common.settings(state, runtime)
+    settings = common.settings(state, runtime)
     task = common.get_task(state["task"])
     pending = state.get("pending") or []
-    if ctx.racing is not None:
-        return race_step(task, ctx, state, pending)
+    if settings.racing is not None:
+        return race_step(task, settings, state, pending)
     archive = Archive.from_state(state)
     configs = [Config.model_validate(p["config"]) for p in pending]
     results = registry.run_batch(task, configs, "train", earlier=archive.executed())
@@ -41,7 +41,7 @@ def execute_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             results,
             first_id=archive.next_id,
             iteration=int(state.get("iteration") or 0),
-            proposer=ctx.proposer,
+            proposer=settings.proposer,
             rationales=[p.get("rationale") for p in pending],
         ),
         "pending": [],
@@ -49,13 +49,13 @@ def execute_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def race_step(
-    task: Task, ctx: Context, state: State, entries: list[dict[str, Any]]
+    task: Task, settings: Context, state: State, entries: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """One checkpointed rung of a batch's race (`racing.race_round`), as a node's update: the
     entries back in `pending` while any still races, else the batch's trials, in the order
     proposed."""
-    assert ctx.racing is not None
-    race = racing.plan(task, ctx.racing, ctx.seed)
+    assert settings.racing is not None
+    race = racing.plan(task, settings.racing, settings.seed)
     archive = state.get("archive") or []
     entries, running = racing.race_round(task, race, archive, entries)
     if running:
@@ -66,7 +66,7 @@ def race_step(
         results,
         first_id=len(archive),
         iteration=int(state.get("iteration") or 0),
-        proposer=ctx.proposer,
+        proposer=settings.proposer,
         rationales=[e.get("rationale") for e in entries],
     )
     incumbent = Archive.from_state({"archive": [*archive, *trials]}).best()

@@ -27,7 +27,7 @@ def thread_of(config: RunnableConfig | None) -> str:
 
 
 def final_evaluation(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = common.settings(state, runtime)
+    settings = common.settings(state, runtime)
     task = common.get_task(state["task"])
     archive = Archive.from_state(state)
     best = archive.best()
@@ -39,13 +39,13 @@ def final_evaluation(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             task,
             trial_id=archive.next_id,
             iteration=int(state.get("iteration") or 0),
-            proposer=ctx.proposer,
+            proposer=settings.proposer,
             phase="test",
             rationale=f"best training trial {best.trial_id} on the test split",
         ).dump()
     thread = thread_of(get_config())  # a typed node takes the runtime or the config, not both
     done = {**state, "test_result": test}
     paths = write_report(
-        done, Path(ctx.report_dir).expanduser() / thread, thread_id=thread, task=task
+        done, Path(settings.report_dir).expanduser() / thread, thread_id=thread, task=task
     )
     return {"test_result": test, "report": paths}

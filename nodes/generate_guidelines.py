@@ -16,12 +16,12 @@ from agenttts.nodes import common
 
 
 def generate_guidelines(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = common.settings(state, runtime)
+    settings = common.settings(state, runtime)
     task = common.get_task(state["task"])
     iteration = int(state.get("iteration") or 0) + 1
     update: dict[str, Any] = {"iteration": iteration}
-    pctx = common.proposal_context(task, {**state, "iteration": iteration}, ctx)
-    result, error = common.guarded(common.proposer_for(ctx).guidelines, pctx)
+    proposal_ctx = common.proposal_context(task, {**state, "iteration": iteration}, settings)
+    result, error = common.guarded(common.proposer_for(settings).guidelines, proposal_ctx)
     errors = [error] if error else list(getattr(result, "errors", []) or [])
     if errors:
         update["agent_failures"] = common.failures(iteration, "generate_guidelines", errors)

@@ -19,11 +19,11 @@ from agenttts.nodes import common
 def init_preferences(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not Archive.from_state(state).in_phase("init"):  # no initial phase: nothing to summarise
         return {}
-    ctx = common.settings(state, runtime)
+    settings = common.settings(state, runtime)
     task = common.get_task(state["task"])
-    proposer = common.proposer_for(ctx)
+    proposer = common.proposer_for(settings)
     prefs, error = common.guarded(
-        proposer.summarize_preferences, common.proposal_context(task, state, ctx)
+        proposer.summarize_preferences, common.proposal_context(task, state, settings)
     )
     update: dict[str, Any] = {}
     if error:

@@ -26,29 +26,32 @@ from agenttts.proposers.screening import screen
 
 
 def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = common.settings(state, runtime)
+    settings = common.settings(state, runtime)
     task = common.get_task(state["task"])
-    proposer = common.proposer_for(ctx)
-    update: dict[str, Any] = {"iteration": 0, "settings": state.get("settings") or ctx.to_dict()}
-    racing.check(task, ctx.racing)  # a racing search on an aggregate-only executor: input error
+    proposer = common.proposer_for(settings)
+    update: dict[str, Any] = {
+        "iteration": 0,
+        "settings": state.get("settings") or settings.to_dict(),
+    }
+    racing.check(task, settings.racing)  # racing on an aggregate-only executor: input error
     planned = proposer.initial_configs(task)
     if planned is None:
         return update
 
     archive = Archive.from_state(state)
     screened = screen(task, [c for c, _ in planned], archive)
-    del screened.accepted[ctx.max_trials or len(screened.accepted) :]  # a trial cap is a cap
+    del screened.accepted[settings.max_trials or len(screened.accepted) :]  # a trial cap is a cap
     why = {c.key(): r for c, r in planned}
-    if ctx.racing is None:
+    if settings.racing is None:
         results = registry.run_batch(task, screened.accepted, "train", earlier=archive.executed())
     else:
-        results = race_initial(task, ctx, state, screened.accepted)
+        results = race_initial(task, settings, state, screened.accepted)
     trials = trials_from(
         task,
         results,
         first_id=archive.next_id,
         iteration=0,
-        proposer=ctx.proposer,
+        proposer=settings.proposer,
         phase="init",
         rationales=[why[c.key()] for c in screened.accepted],
     )
@@ -58,14 +61,14 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def race_initial(
-    task: Task, ctx: Context, state: State, configs: list[Config]
+    task: Task, settings: Context, state: State, configs: list[Config]
 ) -> list[TrialResult]:
     """The initial trials' race, among themselves: each compares one stage's choices with
     everything else equal, so trials are compared per stage (`racing.stage_apart`), never with
     another stage's trials, and each stage's best runs every item. Dropped trials are partial
     (their `fidelity`), scored by their paired estimate. The whole race is this one node's step,
     as the initial trials were without racing."""
-    assert ctx.racing is not None
-    race = racing.plan(task, ctx.racing, ctx.seed)
+    assert settings.racing is not None
+    race = racing.plan(task, settings.racing, settings.seed)
     archive = state.get("archive") or []
     return racing.race_to_end(task, race, archive, configs, groups=racing.stage_apart)

@@ -24,11 +24,11 @@ from agenttts.proposers.base import Proposal
 from agenttts.proposers.screening import screen
 
 
-def room_left(ctx: Context, archive: Archive) -> int:
+def room_left(settings: Context, archive: Archive) -> int:
     """How many trials this iteration may run: a batch, or what the trial cap leaves of it."""
-    if ctx.max_trials is None:
-        return ctx.batch_size
-    return max(0, min(ctx.batch_size, ctx.max_trials - len(archive.executed())))
+    if settings.max_trials is None:
+        return settings.batch_size
+    return max(0, min(settings.batch_size, settings.max_trials - len(archive.executed())))
 
 
 def rationale_of(proposal: Proposal | None, config: Config) -> str | None:
@@ -39,15 +39,15 @@ def rationale_of(proposal: Proposal | None, config: Config) -> str | None:
 
 
 def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    ctx = common.settings(state, runtime)
+    settings = common.settings(state, runtime)
     task = common.get_task(state["task"])
     iteration = int(state.get("iteration") or 0)
     archive = Archive.from_state(state)
-    room = room_left(ctx, archive)
+    room = room_left(settings, archive)
     if room == 0:
         return {"pending": []}
-    pctx = replace(common.proposal_context(task, state, ctx), batch_size=room)
-    proposal, error = common.guarded(common.proposer_for(ctx).propose, pctx)
+    proposal_ctx = replace(common.proposal_context(task, state, settings), batch_size=room)
+    proposal, error = common.guarded(common.proposer_for(settings).propose, proposal_ctx)
     update: dict[str, Any] = {}
     errors = [error] if error else list(proposal.errors)
     if errors:
@@ -60,7 +60,7 @@ def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     first = archive.next_id
     rejected = [
         Trial.rejected(
-            config, reason, trial_id=first + i, iteration=iteration, proposer=ctx.proposer
+            config, reason, trial_id=first + i, iteration=iteration, proposer=settings.proposer
         ).dump()
         for i, (config, reason) in enumerate(screened.rejected)
     ]

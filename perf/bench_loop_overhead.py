@@ -57,8 +57,8 @@ def main() -> int:
     run_batch, proposer_for = registry.run_batch, common.proposer_for
     registry.run_batch = executor.wrap(run_batch)
 
-    def timed_proposer(ctx: Any) -> Any:
-        p = proposer_for(ctx)
+    def timed_proposer(settings: Any) -> Any:
+        p = proposer_for(settings)
         for name in ("summarize_preferences", "guidelines", "propose"):
             setattr(p, name, proposer.wrap(getattr(p, name)))
         return p

@@ -78,14 +78,14 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agenttts.search_bench import SIMULATED_TASKS, BenchSettings, run_bench
-    from agenttts.search_bench.output import format_table, write_outputs
+    from agenttts.search_bench.output import summary_text, write_outputs
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.seeds < 1:
         raise InputError("--seeds must be at least 1")
     racing = [_share(v.strip()) for v in args.racing_shares.split(",") if v.strip()] or [None]
     overrides = setting_overrides(args, SETTINGS)
-    ctx = Context.from_dict(overrides).validate()  # a bad flag: one error, before any run
+    run_settings = Context.from_dict(overrides).validate()  # a bad flag: one error, first
     agent = {k: v for k, v in overrides.items() if k.startswith("agent_")}
     out = Path(args.out)
     settings = BenchSettings(
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=list(range(args.seeds)),
         out_dir=out,
         max_trials=args.max_trials,
-        batch_size=ctx.batch_size,
+        batch_size=run_settings.batch_size,
         tolerance=args.tolerance,
         agent=agent,
         db=args.db,
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     # An unreachable agent stops the bench resumably: finished runs are kept, the rest resume.
     result = run_bench(settings, progress=progress)
     paths = write_outputs(result, out)
-    print(format_table(result))
+    print(summary_text(result))
     print(f"wrote {paths['json']}, {paths['markdown']} and {len(result['tasks'])} plot(s) in {out}")
     return 0
 

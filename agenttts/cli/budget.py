@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from agenttts.cli.common import fmt_params, fmt_units, format_table, parse_config_arg
+from agenttts.cli.common import fmt_params, fmt_units, parse_config_arg, plain_table
 from agenttts.environment.space import (
     Config,
     cheapest_config,
@@ -76,7 +76,7 @@ def render_breakdown(b: dict) -> str:
         for s in b["stages"]
     ]
     rows.append(["total", "", "", "", "", "", fmt_units(b["total"])])
-    table = format_table(["stage", "model", "params", "S", "Np", "Nd", "budget"], rows)
+    table = plain_table(["stage", "model", "params", "S", "Np", "Nd", "budget"], rows)
     left = b["budget"] - b["total"]
     verdict = (
         f"fits the budget {fmt_units(b['budget'])} ({fmt_units(left)} left)"

@@ -49,7 +49,7 @@ def fmt_params(params: float | None) -> str:
     return f"{params / 1e9:g}B" if params >= 1e9 else f"{params / 1e6:g}M"
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def plain_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned plain-text columns, for terminal output that also greps well."""
     cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
     widths = [max(len(r[i]) for r in cells if i < len(r)) for i in range(len(header))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from agenttts.cli.common import fmt_units, format_table, parse_config_arg
+from agenttts.cli.common import fmt_units, parse_config_arg, plain_table
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.registry import run_batch
 from agenttts.environment.space import config_problems
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_evaluate)
 
 
-def render(task: Task, result: TrialResult) -> str:
+def result_text(task: Task, result: TrialResult) -> str:
     lines = [f"{task.name} [{result.split}] {result.config.short()}"]
     if result.metrics:
         lines.append(
@@ -74,7 +74,7 @@ def render(task: Task, result: TrialResult) -> str:
         ]
     )
     lines.append(
-        format_table(
+        plain_table(
             ["stage", "nominal", "measured", "prompt tok", "completion tok", "calls", "cached"],
             rows,
         )
@@ -93,5 +93,5 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError("invalid --config: " + "; ".join(problems))
     split: Split = args.split or ("test" if has_split(task.data, "test") else "train")
     (result,) = run_batch(task, [config], split)
-    print(result.model_dump_json(indent=2) if args.json else render(task, result))
+    print(result.model_dump_json(indent=2) if args.json else result_text(task, result))
     return 0 if result.ok else 1

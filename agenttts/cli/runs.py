@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from agenttts.cli.common import format_table
+from agenttts.cli.common import plain_table
 from agenttts.cli.search import DB_HELP, DEFAULT_DB
 
 
@@ -41,5 +41,5 @@ def cmd_runs(args: argparse.Namespace) -> int:
         ]
         for r in runs
     ]
-    print(format_table(["thread", "task", "proposer", "status", "iter", "trials", "best"], rows))
+    print(plain_table(["thread", "task", "proposer", "status", "iter", "trials", "best"], rows))
     return 0

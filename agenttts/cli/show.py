@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from agenttts.cli.common import format_table
+from agenttts.cli.common import plain_table
 from agenttts.cli.search import DB_HELP, DEFAULT_DB
 
 
@@ -37,7 +37,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if stop_error(snap):
         print(f"stopped by: {stop_error(snap)}")
     print()
-    print(format_table(ARCHIVE_HEADER, archive_rows(archive)) if archive else "(no trials yet)")
+    print(plain_table(ARCHIVE_HEADER, archive_rows(archive)) if archive else "(no trials yet)")
     best = archive.best()
     if best is not None:
         print(f"\nbest: trial {best.trial_id} {best.config.short()} score {best.score:.4g}")

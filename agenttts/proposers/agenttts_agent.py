@@ -24,7 +24,7 @@ from agenttts.environment.space import Config, StageConfig, derived_seed
 from agenttts.environment.task import Stage, Task
 from agenttts.errors import AgentError
 from agenttts.llm import AgentClient, AgentUsage, Message
-from agenttts.prompting import render
+from agenttts.prompting import role_prompt
 from agenttts.proposers.archive_view import archive_text, task_text
 from agenttts.proposers.base import (
     Guidelines,
@@ -255,8 +255,8 @@ class AgentTTSProposer(Proposer):
         ins, where = self.settings.no_insights, self.settings.prompts_dir
         filled: dict[str, Any] = {**common, **fields}
         return [
-            ("system", render("system", no_insights=ins, prompts_dir=where)),
-            ("user", render(role, no_insights=ins, prompts_dir=where, **filled)),
+            ("system", role_prompt("system", no_insights=ins, prompts_dir=where)),
+            ("user", role_prompt(role, no_insights=ins, prompts_dir=where, **filled)),
         ]
 
     # --- the three calls -------------------------------------------------------------------------

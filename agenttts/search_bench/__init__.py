@@ -7,7 +7,7 @@
 from agenttts.search_bench.harness import SIMULATED_TASKS, BenchSettings, RunRecord, run_bench
 from agenttts.search_bench.methods import Method
 from agenttts.search_bench.optimum import TaskOptimum, exhaustive_optimum
-from agenttts.search_bench.output import format_table, write_outputs
+from agenttts.search_bench.output import summary_text, write_outputs
 
 __all__ = [
     "SIMULATED_TASKS",
@@ -16,7 +16,7 @@ __all__ = [
     "RunRecord",
     "TaskOptimum",
     "exhaustive_optimum",
-    "format_table",
     "run_bench",
+    "summary_text",
     "write_outputs",
 ]

@@ -139,7 +139,7 @@ def origins_table(result: Mapping[str, Any]) -> str:
     return markdown_table(header, rows) + "\n\n" + markdown_table(by_batch, batches)
 
 
-def format_table(result: Mapping[str, Any]) -> str:
+def summary_text(result: Mapping[str, Any]) -> str:
     """The terminal/Markdown summary, with the tolerance and the optimum stated."""
     cap = result["max_trials"]
     lines = [
@@ -305,7 +305,7 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
     paths = {"json": out_dir / "bench.json", "markdown": out_dir / "bench.md"}
     record = {**result, "overall": overall(result)}
     paths["json"].write_text(json.dumps(record, separators=(",", ":")) + "\n")
-    paths["markdown"].write_text("# agenttts bench\n\n" + format_table(result))
+    paths["markdown"].write_text("# agenttts bench\n\n" + summary_text(result))
     for task in result["tasks"]:
         p = out_dir / f"{task}.png"
         plot_task(result, task, p)

@@ -58,12 +58,12 @@ class ChainStage(BaseModel):
         return Parser(kind="ids") if stage.aggregator == "vote_ids" else Parser(kind="answer")
 
 
-def render(value: Any) -> str:
+def template_text(value: Any) -> str:
     """A template variable as text: lists as numbered lines, mappings as JSON, None as ""."""
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return "\n".join(f"[{i}] {render(v)}" for i, v in enumerate(value, start=1))
+        return "\n".join(f"[{i}] {template_text(v)}" for i, v in enumerate(value, start=1))
     if isinstance(value, Mapping):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
@@ -83,7 +83,7 @@ class ChainProgram(DataProgram, Program):
         values: dict[str, Any] = dict(item)
         for stage, template, parser in self.steps:
             handle = stages[stage.name]
-            messages = template.messages(**{k: render(values[k]) for k in template.fields()})
+            messages = template.messages(**{k: template_text(values[k]) for k in template.fields()})
             samples = await handle.sample(messages)
             parsed = [parser(s.text, item) for s in samples]
             out = await handle.aggregate(parsed, question=str(item.get("question", "")))

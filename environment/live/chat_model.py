@@ -127,7 +127,7 @@ class StageChatModel(BaseChatModel):
             value = await handle.aggregate(answers, question=question)
         completion = drawn.completion_tokens
         message = AIMessage(
-            content=render(value),
+            content=aggregate_text(value),
             response_metadata={
                 "stage": handle.name,
                 "model_name": handle.model,
@@ -143,7 +143,7 @@ class StageChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def render(value: Any) -> str:
+def aggregate_text(value: Any) -> str:
     """An aggregate as message text: ids as "2, 5", nothing as ""."""
     if value is None:
         return ""

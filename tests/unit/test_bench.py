@@ -13,7 +13,7 @@ from agenttts.cli.main import main
 from agenttts.errors import InputError
 from agenttts.search_bench import BenchSettings, run_bench, write_outputs
 from agenttts.search_bench.harness import AGENT_TIMEOUT_S, agent_overrides, reach
-from agenttts.search_bench.output import format_table, origins_table
+from agenttts.search_bench.output import origins_table, summary_text
 
 
 def tiny_task(folder) -> str:
@@ -84,7 +84,7 @@ def test_bench_end_to_end_measures_against_the_exhaustive_optimum_and_resumes(tm
     record = json.loads((s.out_dir / "bench.json").read_text())
     assert {o["method"] for o in record["overall"]} == {"grid", "random"}
     assert (s.out_dir / "sim-tiny.png").stat().st_size > 1000
-    assert "optimum - 0.005" in format_table(result) and "markdown" in paths
+    assert "optimum - 0.005" in summary_text(result) and "markdown" in paths
 
     again = run_bench(s)  # same database: finished threads are read back, nothing re-runs
     assert all(r["resumed"] for r in again["runs"])

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agenttts.environment.live.chain import render
+from agenttts.environment.live.chain import template_text
 from agenttts.environment.live.loading import load_items
 from agenttts.environment.live.parsers import (
     Parser,
@@ -49,9 +49,9 @@ def test_parser_declarations():
 def test_template_fields_and_rendering():
     t = PromptTemplate.parse("### system\nBe brief {{not}}.\n### user\n{q} {a.b} {c[0]}")
     assert t.fields() == {"q", "a", "c"}
-    assert render(["x", "y"]) == "[1] x\n[2] y"
-    assert render({"k": 1}) == '{"k": 1}'
-    assert render(None) == ""
+    assert template_text(["x", "y"]) == "[1] x\n[2] y"
+    assert template_text({"k": 1}) == '{"k": 1}'
+    assert template_text(None) == ""
 
 
 def test_builtin_metrics():

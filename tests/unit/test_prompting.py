@@ -12,7 +12,7 @@ from agenttts.prompting import (
     check_prompts_dir,
     fill,
     read_prompt,
-    render,
+    role_prompt,
     shipped_dir,
 )
 
@@ -33,12 +33,12 @@ def test_every_role_and_insight_is_shipped_and_nonempty():
 
 
 def test_roles_carry_their_insights_and_the_fields():
-    guide = render("guidelines", previous="PREV", **FIELDS)
+    guide = role_prompt("guidelines", previous="PREV", **FIELDS)
     assert "Insight 2" in guide and "Insight 3" in guide and "Insight 1" not in guide
     assert "TASK-TEXT" in guide and "ARCHIVE-TEXT" in guide and "PREV" in guide
-    prefs = render("preferences", **FIELDS)
+    prefs = role_prompt("preferences", **FIELDS)
     assert "Insight 1" in prefs and "Insight 2" not in prefs
-    proposal = render("proposal", guidelines="G", **FIELDS)
+    proposal = role_prompt("proposal", guidelines="G", **FIELDS)
     assert all(f"Insight {i}" in proposal for i in (1, 2, 3))
     assert "Propose 7 new configurations" in proposal
     # The JSON example's braces survive substitution.
@@ -47,7 +47,7 @@ def test_roles_carry_their_insights_and_the_fields():
 
 @pytest.mark.parametrize("off", [1, 2, 3])
 def test_ablation_drops_exactly_that_block(off):
-    text = render("proposal", no_insights={off}, guidelines="G", **FIELDS)
+    text = role_prompt("proposal", no_insights={off}, guidelines="G", **FIELDS)
     for i in (1, 2, 3):
         assert (f"Insight {i}" in text) == (i != off)
     assert "{insights}" not in text
@@ -58,25 +58,25 @@ def test_user_directory_overrides_by_name_and_edits_apply_next_call(tmp_path):
     block = tmp_path / "insights" / "2.txt"
     block.write_text("MY SAMPLING RULE v1")
     (tmp_path / "guidelines.txt").write_text("custom {task} | {insights} | {unknown}")
-    first = render("guidelines", prompts_dir=tmp_path, **FIELDS)
+    first = role_prompt("guidelines", prompts_dir=tmp_path, **FIELDS)
     assert first.startswith("custom TASK-TEXT | MY SAMPLING RULE v1")
     assert "Insight 3" in first  # not overridden: the shipped block
     assert "{unknown}" in first  # an unknown placeholder is left as written
     block.write_text("MY SAMPLING RULE v2")
-    assert "MY SAMPLING RULE v2" in render("guidelines", prompts_dir=tmp_path, **FIELDS)
+    assert "MY SAMPLING RULE v2" in role_prompt("guidelines", prompts_dir=tmp_path, **FIELDS)
     # Roles the user did not copy still come from the shipped set.
-    assert render("system", prompts_dir=tmp_path) == read_prompt("system")
+    assert role_prompt("system", prompts_dir=tmp_path) == read_prompt("system")
 
 
 def test_bad_prompts_dir_and_unknown_files_are_reported(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        render("system", prompts_dir=tmp_path / "missing")
+        role_prompt("system", prompts_dir=tmp_path / "missing")
     assert check_prompts_dir(tmp_path / "missing")
     (tmp_path / "guidlines.txt").write_text("typo")
     problems = check_prompts_dir(tmp_path)
     assert len(problems) == 1 and "guidlines.txt" in problems[0]
     with pytest.raises(InputError, match="unknown prompt role"):
-        render("planner")
+        role_prompt("planner")
 
 
 def test_fill_substitutes_only_given_names():

@@ -20,7 +20,7 @@ from agenttts.errors import InputError
 from agenttts.graph.runner import run_search
 from agenttts.racing import estimate
 from agenttts.search_bench import BenchSettings, run_bench
-from agenttts.search_bench.output import format_table
+from agenttts.search_bench.output import summary_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
@@ -178,5 +178,5 @@ def test_the_bench_sets_each_method_with_racing_against_itself_without(tmp_path)
                 assert r["cost_multiple_to_optimum"] == pytest.approx(multiple)
     pairs = [c for c in result["racing"] if c["task"] == "sim-race"]
     assert len(pairs) == 1 and pairs[0]["lost"] == 0 and pairs[0]["runs"] == 2
-    text = format_table(result)
+    text = summary_text(result)
     assert "median cost to opt" in text and "random+race0.25" in text and "lost" in text
