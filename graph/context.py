@@ -111,6 +111,8 @@ def setting(
         kept = [m for m in declared.metadata if type(m).__name__.lower() not in bounds]
         info.metadata[:0] = kept
     info.metadata.append(Setting(describe=lazy, **flags))
+    if flags.get("choices") is not None:
+        info.metadata.append(AfterValidator(_items_among(flags["choices"])))
     if check is not None:
         info.metadata.append(AfterValidator(check))
     return info
@@ -158,12 +160,15 @@ def _known_proposer(value: str, info: ValidationInfo) -> str:
     return value
 
 
-def _insights_only(value: list[int], info: ValidationInfo) -> list[int]:
-    bad = [v for v in value if v not in INSIGHTS]
-    if bad:
-        allowed = ", ".join(map(str, INSIGHTS))
-        raise ValueError(f"{info.field_name} may hold only {allowed} (got {bad})")
-    return value
+def _items_among(choices: tuple[Any, ...]) -> Callable[[list[Any], ValidationInfo], list[Any]]:
+    def check(value: list[Any], info: ValidationInfo) -> list[Any]:
+        bad = [v for v in value if v not in choices]
+        if bad:
+            allowed = ", ".join(map(str, choices))
+            raise ValueError(f"{info.field_name} may hold only {allowed} (got {bad})")
+        return value
+
+    return check
 
 
 def _prompt_folder(value: str | None, info: ValidationInfo) -> str | None:
@@ -229,7 +234,6 @@ class Context(BaseModel):
         default_factory=list,
         description="Ablation: insights switched off (1 model preference, 2 per-stage sample "
         "optimum, 3 budget trade-offs between stages). Switching 1 off skips the initialisation.",
-        check=_insights_only,
         choices=INSIGHTS,
         defines_search=True,
         metavar="N",
