@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from agenttts.environment.deployment import Endpoint, api_key_from
 from agenttts.errors import ResumableStop
 from agenttts.graph.context import Context
 from agenttts.llm import AgentClient, extract_json, resolve_base_url
@@ -154,3 +155,15 @@ def test_extract_json_cases():
     with pytest.raises(ValueError, match="empty"):
         extract_json("   ")
     assert json.dumps(extract_json('{"a": {"b": 2}} and {"c": 3}')) == '{"a": {"b": 2}}'
+
+
+def test_one_rule_for_a_key_variable_for_the_agent_and_the_pipeline_endpoints(monkeypatch):
+    """An unset or empty variable is no key (the placeholder local servers accept), for the
+    agent's client and a deployment's endpoints alike; a set one is the key."""
+    endpoint = Endpoint(base_url="http://127.0.0.1:8000/v1", params=1e9, api_key_env="MY_KEY")
+    monkeypatch.delenv("MY_KEY", raising=False)
+    assert api_key_from("MY_KEY") == endpoint.api_key() == api_key_from(None) == "EMPTY"
+    monkeypatch.setenv("MY_KEY", "")
+    assert api_key_from("MY_KEY") == endpoint.api_key() == "EMPTY"
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    assert api_key_from("MY_KEY") == endpoint.api_key() == "sk-test"
