@@ -343,14 +343,12 @@ def _entry(choice: ModelChoice, declared: Deployment | None) -> Endpoint | None:
 
 def _entry_dump(entry: Endpoint) -> dict[str, Any]:
     """A deployment entry as a deployment file writes it: one URL form, set fields only."""
-    data = entry.model_dump(mode="json", exclude_defaults=True, exclude=SERVE_ONLY)
-    data["base_url"] = entry.base_url
-    data["params"] = entry.params
-    if len(entry.base_urls) > 1:
-        del data["base_url"]
-        data["base_urls"] = entry.base_urls
-    else:
-        data.pop("base_urls", None)
-    return {k: data[k] for k in ("base_url", "base_urls", "params") if k in data} | {
-        k: v for k, v in data.items() if k not in {"base_url", "base_urls", "params"}
-    }
+    urls: dict[str, Any] = (
+        {"base_urls": entry.base_urls} if len(entry.base_urls) > 1 else {"base_url": entry.base_url}
+    )
+    rest = entry.model_dump(
+        mode="json",
+        exclude_defaults=True,
+        exclude={"base_url", "base_urls", "params", *SERVE_ONLY},
+    )
+    return {**urls, "params": entry.params, **rest}

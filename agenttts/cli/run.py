@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import json
 import sys
 from collections.abc import Callable
@@ -128,8 +129,6 @@ async def answer_all(
 ) -> list[dict[str, Any]]:
     """Every input through the pipeline, `concurrency` at a time, each in its own run (its own
     tokens and cost); lines written in input order as they complete."""
-    import contextvars
-
     from agenttts.errors import ResumableStop
     from agenttts.progress import ItemProgress
 

@@ -21,6 +21,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
+from capitals import ITEMS as CAPITALS
 from grid_task import write_grid_task
 from openai_server import StubServer
 
@@ -28,6 +29,7 @@ from agenttts.cli.main import main
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.exported import ExportedConfig
 from agenttts.environment.live import configured
+from agenttts.environment.live.loading import import_spec
 from agenttts.environment.live.scoring import Scorer, ScoringSettings
 from agenttts.environment.registry import make_executor
 from agenttts.environment.space import Config
@@ -37,14 +39,7 @@ from agenttts.errors import InputError
 
 pytestmark = pytest.mark.integration
 
-ITEMS = [
-    {"id": "fr", "question": "Capital of France?", "answers": ["Paris"],
-     "passages": ["Oslo is in Norway.", "Paris is the capital of France.", "Rome is old."]},
-    {"id": "no", "question": "Capital of Norway?", "answers": ["Oslo"],
-     "passages": ["Oslo is the capital of Norway.", "Lyon is in France.", "Bern is Swiss."]},
-    {"id": "it", "question": "Capital of Italy?", "answers": ["Rome"],
-     "passages": ["Rome is the capital of Italy.", "Milan is big.", "Oslo is cold."]},
-]  # fmt: skip
+ITEMS = [item for item in CAPITALS if item["id"] != "bad"]
 NEW = {"id": "de", "question": "Capital of Germany?", "answers": ["Berlin"],
        "passages": ["Berlin is the capital of Germany.", "Bonn was.", "Oslo is cold."]}  # fmt: skip
 
@@ -80,7 +75,8 @@ def select_sync(state):
     return {"picked": select_llm.invoke([HumanMessage(select_prompt(state))]).content}
 
 def qa(state):  # a sync node
-    return {"answer": qa_llm.invoke([HumanMessage(f"{state['picked']}\\n{state['question']}")]).content}
+    reply = qa_llm.invoke([HumanMessage(f"{state['picked']}\\n{state['question']}")])
+    return {"answer": reply.content}
 
 def build(first):
     builder = StateGraph(State)
@@ -132,20 +128,8 @@ def write_task(root: Path, url: str, environment: dict[str, Any], name: str = "c
     root.mkdir(parents=True, exist_ok=True)
     (root / "data.jsonl").write_text("".join(json.dumps(i) + "\n" for i in ITEMS))
     (root / "user_code.py").write_text(USER_CODE)
-    (root / "deploy.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "models": {
-                    "small": {
-                        "base_url": url,
-                        "params": 1e9,
-                        "served_name": "m",
-                        "api_key_env": "STUB_KEY",
-                    }
-                }
-            }  # fmt: skip
-        )
-    )
+    entry = {"base_url": url, "params": 1e9, "served_name": "m", "api_key_env": "STUB_KEY"}
+    (root / "deploy.yaml").write_text(yaml.safe_dump({"models": {"small": entry}}))
     stage = {"models": [{"name": "small"}], "prompt_tokens": 64, "gen_tokens": 8,
              "max_samples": 4, "settings": {"max_tokens": 8}}  # fmt: skip
     select = {**stage, "name": "select", "aggregator": "vote_ids"}
@@ -222,7 +206,7 @@ def test_a_function_and_graphs_run_at_the_file_with_no_new_request(stub, tmp_pat
     before = len(stub.requests)
 
     stages = configured.use_config(out)
-    import user_code  # the module the search imported, beside the task
+    user_code = import_spec("user_code:pipeline", task.base_dir)[0]  # the module searched
 
     # each prediction in its own event loop: the stages' draws do not belong to the caller's
     function = [asyncio.run(user_code.pipeline(item, stages)) for item in ITEMS]
@@ -267,7 +251,7 @@ def test_without_a_file_a_stage_names_both_ways_to_give_one(tmp_path, monkeypatc
     assert 'use_config("best.yaml")' in str(e.value) and "AGENTTTS_CONFIG=best.yaml" in str(e.value)
     assert repr(stages["qa"]) == "StageHandle('qa', unbound)"
     monkeypatch.setenv(configured.CONFIG_ENV, str(tmp_path / "nowhere.yaml"))
-    with pytest.raises(InputError, match="AGENTTTS_CONFIG=.*nowhere.yaml: no configuration file"):
+    with pytest.raises(InputError, match=r"AGENTTTS_CONFIG=.*nowhere\.yaml: no configuration file"):
         stages["qa"].samples  # noqa: B018
 
 
@@ -341,8 +325,9 @@ def test_run_refuses_bad_input_before_any_request(stub, tmp_path, capsys, change
 def test_export_writes_a_threads_best_and_checks_the_budget(tmp_path, capsys):
     task = str(write_grid_task(tmp_path / "grid"))
     db = str(tmp_path / "runs.sqlite")
+    report = str(tmp_path / "rep")
     rc = main(["search", task, "--thread", "g", "--db", db, "--proposer", "insight",
-               "--max-iterations", "1", "--report-dir", str(tmp_path / "rep"), "--quiet"])  # fmt: skip
+               "--max-iterations", "1", "--report-dir", report, "--quiet"])  # fmt: skip
     assert rc == 0
     capsys.readouterr()
     assert main(["show", "g", "--db", db, "--json"]) == 0
