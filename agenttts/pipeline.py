@@ -14,6 +14,13 @@ A LangGraph graph keeps its code and swaps its model objects only:
 
 `stages` here is unbound: it resolves the trial running the current item when it is used.
 Task files name the pipeline with `environment: {kind: python, settings: {pipeline: mod:name}}`.
+
+Outside a search, the same code runs at the configuration a search chose, exported with
+`agenttts export THREAD --out best.yaml`:
+
+    from agenttts.pipeline import use_config
+    use_config("best.yaml")                    # or AGENTTTS_CONFIG=best.yaml
+    graph.invoke({...})                        # each stage: its model, S samples, its aggregator
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 from agenttts.environment.live.aggregators import first, fuse, vote, vote_ids
 from agenttts.environment.live.cache import Sample
 from agenttts.environment.live.chat_model import StageChatModel
+from agenttts.environment.live.configured import CONFIG_ENV, use_config
 from agenttts.environment.live.parsers import (
     parse_answer,
     parse_ids,
@@ -35,6 +43,7 @@ from agenttts.environment.sandbox import TestRun, run_tests
 stages = Stages()
 
 __all__ = [
+    "CONFIG_ENV",
     "Sample",
     "StageChatModel",
     "StageHandle",
@@ -51,6 +60,7 @@ __all__ = [
     "run_tests",
     "stages",
     "strip_code_fence",
+    "use_config",
     "vote",
     "vote_ids",
 ]

@@ -122,6 +122,7 @@ class StageChatModel(BaseChatModel):
             value = self.aggregate(answers)
             if asyncio.iscoroutine(value):
                 value = await value
+            handle.run.note_output(handle.name, value)
         else:
             question = next((str(m.content) for m in reversed(messages) if m.type == "human"), "")
             value = await handle.aggregate(answers, question=question)

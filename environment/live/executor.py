@@ -275,16 +275,24 @@ class PipelineExecutor(PerConfigExecutor):
             result.item_scores = [0.0 if isinstance(o, str) else o[main] for o in outcomes]
         return result
 
+    async def predict(self, program: Program, run: TrialRun, item: dict[str, Any]) -> Any:
+        """One item's prediction in `run` (made the current run here), stopped after the item's
+        own time (TimeoutError); what is not the item's fault raises the run's fatal error."""
+        run.enter()
+        prediction = await _within_own_time(
+            program.predict(item, run.stages), self.live.item_timeout_s
+        )
+        if run.fatal is not None:
+            raise run.fatal
+        return prediction
+
     async def _item(
         self, program: Program, run: TrialRun, item: dict[str, Any]
     ) -> dict[str, float] | str:
         """The item's scores, or why it failed (its own fault only; else the trial fails)."""
-        run.enter()
         timeout = self.live.item_timeout_s
         try:
-            prediction = await _within_own_time(program.predict(item, run.stages), timeout)
-            if run.fatal is not None:
-                raise run.fatal
+            prediction = await self.predict(program, run, item)
             return await program.score(prediction, item)
         except ResumableStop:
             raise
@@ -309,7 +317,7 @@ class PipelineExecutor(PerConfigExecutor):
         zero = dict.fromkeys(metric_names, 0.0)
         scores = [zero if isinstance(o, str) else o for o in outcomes]
         metrics = {k: sum(s[k] for s in scores) / len(scores) for k in metric_names}
-        stages = self._stage_reports(config, run.tallies)
+        stages = self.stage_reports(config, run.tallies)
         measured = [r.measured_cost for r in stages.values() if r.measured_cost is not None]
         details: dict[str, Any] = {
             "items": len(outcomes),
@@ -344,9 +352,10 @@ class PipelineExecutor(PerConfigExecutor):
             details=details,
         )
 
-    def _stage_reports(
+    def stage_reports(
         self, config: Config, tallies: dict[str, TokenUsage]
     ) -> dict[str, StageReport]:
+        """Each stage's nominal and measured cost, tokens, requests and cached samples."""
         out: dict[str, StageReport] = {}
         for stage in self.task.stages:
             sc = config[stage.name]

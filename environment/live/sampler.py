@@ -67,10 +67,13 @@ class Drawn:
 class Sampler:
     """Endpoints and the sample cache of one executor, shared by all its trials."""
 
-    def __init__(self, task: Task, settings: SamplerSettings):
+    def __init__(self, task: Task, settings: SamplerSettings, deployment: Deployment | None = None):
+        """`deployment`: the entries of the task's models (an exported configuration carries its
+        own); by default the task's deployment file."""
         self.task = task
         self.settings = settings
-        deployment = Deployment.load(task.resolve(task.deployment)) if task.deployment else None
+        if deployment is None and task.deployment:
+            deployment = Deployment.load(task.resolve(task.deployment))
         self.endpoints = Endpoints(
             deployment, settings.retry, start_embedded=settings.start_embedded
         )

@@ -10,7 +10,10 @@ the same as a LangChain chat model.
 A pipeline module can also take `stages` from `agenttts.pipeline` at import time (a LangGraph graph
 built once, with `stages["qa"].chat_model()` where it had `ChatOpenAI(...)`): such handles are
 unbound and resolve the trial that runs the current item through a context variable, which asyncio
-tasks and LangChain's executor threads both inherit.
+tasks and LangChain's executor threads both inherit. Outside any trial they resolve the exported
+configuration the process runs at (`environment/live/configured.py`: `use_config` or
+`AGENTTTS_CONFIG`), whose draws run on a loop of its own: a draw made on another event loop is
+handed to the run's loop, so the caller's loops (one `asyncio.run` after another) never matter.
 
 Failures that are not the item's fault (an endpoint failing for good, a sample missing in a
 cache-only replay, a stage the task does not declare) are noted on the trial as `fatal`, so the
@@ -21,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +43,8 @@ from agenttts.errors import ResumableStop, TrialError
 
 if TYPE_CHECKING:
     from agenttts.environment.live.chat_model import StageChatModel
+
+T = TypeVar("T")
 
 
 class Sampling(BaseModel):
@@ -137,23 +143,47 @@ ITEM_CLOCK: ContextVar[ItemClock | None] = ContextVar("agenttts_item_clock", def
 
 
 def current_run() -> TrialRun:
+    """The trial running the current item; outside a search, the exported configuration the
+    process was given."""
     run = _CURRENT.get()
+    if run is not None:
+        return run
+    from agenttts.environment.live.configured import CONFIG_ENV, installed_run
+
+    run = installed_run()
     if run is None:
         raise StageUnavailable(
-            "no trial is running: stage handles from `agenttts.pipeline.stages` work inside a "
-            "pipeline that agenttts runs (`agenttts search`/`evaluate`), not at import time"
+            "no configuration to run the stages at: inside a search, stage handles follow the "
+            "trial being run; outside one, give the process an exported configuration (written by "
+            "`agenttts export THREAD --out best.yaml`), either with "
+            '`agenttts.pipeline.use_config("best.yaml")` or with the environment variable '
+            f"{CONFIG_ENV}=best.yaml"
         )
     return run
 
 
 class TrialRun:
-    """One trial in progress: its configuration, the shared sampler, and its token tallies."""
+    """One trial in progress: its configuration, the shared sampler, and its token tallies.
 
-    def __init__(self, task: Task, config: Config, sampler: Sampler):
+    `loop`: where the sampler's draws run (default: the running loop). `record`: keep each
+    draw's sample texts and the stage aggregate that followed (`outputs`), as `agenttts run`
+    reports them; a search keeps only the tallies."""
+
+    def __init__(
+        self,
+        task: Task,
+        config: Config,
+        sampler: Sampler,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        record: bool = False,
+    ):
         self.task = task
         self.config = config
         self.sampler = sampler
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop or asyncio.get_running_loop()
+        self.record = record
+        self.outputs: dict[str, list[dict[str, Any]]] = {}
         self.tallies: dict[str, TokenUsage] = {}
         self.fatal: BaseException | None = None
         self.stages = Stages(self)
@@ -175,6 +205,25 @@ class TrialRun:
     def tally(self, key: str) -> TokenUsage:
         return self.tallies.setdefault(key, TokenUsage())
 
+    def note_draw(self, key: str, samples: Sequence[Sample]) -> None:
+        if self.record:
+            self.outputs.setdefault(key, []).append({"samples": [s.text for s in samples]})
+
+    def note_output(self, key: str, value: Any) -> None:
+        """The aggregate of the stage's latest draw that has none yet (a stage's code draws,
+        then aggregates)."""
+        if self.record:
+            for call in reversed(self.outputs.get(key, [])):
+                if "output" not in call:
+                    call["output"] = value
+                    return
+
+    async def on_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """`work` run on this run's loop (the sampler's clients and locks belong to it)."""
+        if asyncio.get_running_loop() is self.loop:
+            return await work
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
+
     def stage(self, name: str) -> Stage:
         for s in self.task.stages:
             if s.name == name:
@@ -195,9 +244,10 @@ class StageHandle:
         self._run = run
 
     def __repr__(self) -> str:
-        if self._run is None and _CURRENT.get() is None:
+        try:
+            return f"StageHandle({self.name!r}, model={self.model!r}, samples={self.samples})"
+        except StageUnavailable:
             return f"StageHandle({self.name!r}, unbound)"
-        return f"StageHandle({self.name!r}, model={self.model!r}, samples={self.samples})"
 
     # --- what this trial configured ------------------------------------------------------------
     @property
@@ -282,20 +332,20 @@ class StageHandle:
                 f"trial: check `stages[{self.name!r}].is_llm` and run it in the pipeline"
             )
         params = self._params(stage, sampling)
+        key = tally or self.name
         clock = ITEM_CLOCK.get()
         try:
             with clock.waiting() if clock is not None else nullcontext():
-                return await run.sampler.draw(
-                    self.name,
-                    choice,
-                    to_messages(messages),
-                    count,
-                    params,
-                    run.tally(tally or self.name),
+                drawn = await run.on_loop(
+                    run.sampler.draw(
+                        self.name, choice, to_messages(messages), count, params, run.tally(key)
+                    )
                 )
         except (TrialError, ResumableStop) as e:
             run.fail(e)
             raise
+        run.note_draw(key, drawn.samples)
+        return drawn
 
     def _params(self, stage: Stage, overrides: Mapping[str, Any]) -> dict[str, Any]:
         params = self.run.sampling[self.name].params(stage)
@@ -315,13 +365,17 @@ class StageHandle:
     async def aggregate(self, answers: Sequence[Any], *, question: str = "") -> Any:
         """The stage's declared aggregator over parsed answers (`fuse` calls its LLM)."""
         name = self.aggregator
+        value: Any
         if name == "fuse":
-            return await aggregators.fuse(self, answers, question=question)
-        if name == "vote_ids":
-            return aggregators.vote_ids(answers)
-        if name == "first":
-            return aggregators.first(answers)
-        return aggregators.vote(answers, NORMALIZERS[self.stage.answer_normalizer])
+            value = await aggregators.fuse(self, answers, question=question)
+        elif name == "vote_ids":
+            value = aggregators.vote_ids(answers)
+        elif name == "first":
+            value = aggregators.first(answers)
+        else:
+            value = aggregators.vote(answers, NORMALIZERS[self.stage.answer_normalizer])
+        self.run.note_output(self.name, value)
+        return value
 
     def chat_model(
         self,
@@ -371,6 +425,11 @@ class Stages(Mapping[str, StageHandle]):
     def task(self) -> Task:
         """The task being searched (its folder resolves files shipped beside it)."""
         return self.run.task
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        """What the stages drew in this run (a trial; outside a search, the process so far): per
+        stage (and fuser), prompts, samples, samples the cache held, requests, tokens."""
+        return {key: asdict(t) for key, t in self.run.tallies.items()}
 
 
 def to_messages(messages: Any) -> Messages:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
+from capitals import ITEMS
 from openai_server import StubError, StubServer
 
 from agenttts.environment.executor import Executor, HasCallStats, TrialResult
@@ -29,17 +30,6 @@ from agenttts.environment.space import Config
 from agenttts.environment.task_loading import load_task
 
 pytestmark = pytest.mark.integration
-
-ITEMS = [
-    {"id": "fr", "question": "Capital of France?", "answers": ["Paris"],
-     "passages": ["Oslo is in Norway.", "Paris is the capital of France.", "Rome is old."]},
-    {"id": "no", "question": "Capital of Norway?", "answers": ["Oslo"],
-     "passages": ["Oslo is the capital of Norway.", "Lyon is in France.", "Bern is Swiss."]},
-    {"id": "bad", "question": "Capital of Atlantis?", "answers": ["none"],
-     "passages": ["Atlantis is a myth.", "Nothing here.", "Or here."]},
-    {"id": "it", "question": "Capital of Italy?", "answers": ["Rome"],
-     "passages": ["Rome is the capital of Italy.", "Milan is big.", "Oslo is cold."]},
-]  # fmt: skip
 
 PIPES = """
 import asyncio, time
