@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from agenttts.environment.user_files import STRICT, load_yaml, validation_problems
 from agenttts.errors import InputError
 
 #: The key sent to a server when no key is named, or the named variable is unset or empty: local
@@ -35,7 +35,7 @@ def api_key_from(env_name: str | None) -> str:
 
 
 class Endpoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     base_url: str = Field(
         description="OpenAI-compatible base URL ending in /v1, or 'embedded'; with `base_urls` "
@@ -87,21 +87,17 @@ class Endpoint(BaseModel):
 
 
 class Deployment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     models: dict[str, Endpoint]
 
     @classmethod
     def load(cls, path: str | Path) -> Deployment:
-        p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except FileNotFoundError:
-            raise InputError(f"missing deployment file {p}") from None
-        except yaml.YAMLError as e:
-            raise InputError(f"deployment file {p} is not valid YAML: {e}") from None
+        """The deployment file at `path`; `InputError` (an `UnreadableFile` for a file that does
+        not read as YAML) naming every problem otherwise."""
+        raw = load_yaml(path, "deployment file")
         try:
             return cls.model_validate(raw)
         except ValidationError as e:
-            msgs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-            raise InputError(f"deployment file {p}: {msgs}") from None
+            msgs = "; ".join(f"{f}: {m}" for f, m in validation_problems(e, raw))
+            raise InputError(f"deployment file {path}: {msgs}") from None

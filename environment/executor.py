@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agenttts.environment.space import Config, config_cost, config_problems, stage_costs
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Problem, Task
+from agenttts.environment.user_files import validation_problems
 from agenttts.errors import InputError, ResumableStop
 
 S = TypeVar("S", bound=BaseModel)
@@ -36,17 +37,15 @@ def parse_settings(model: type[S], settings: dict[str, Any]) -> tuple[S | None, 
     """Validate an executor's `environment.settings` into its model, reporting field by field.
 
     Executors declare their settings as a model (extra="forbid" catches typos) and share this so
-    every settings error reads the same way in `task validate`.
+    every settings error reads the same way in `task validate`; strictly, as every schema read
+    from a file (`user_files.STRICT`: a number is a number of its type).
     """
     try:
-        return model.model_validate(settings), []
+        return model.model_validate(settings, strict=True), []
     except ValidationError as e:
         problems = [
-            Problem(
-                field=".".join(["environment.settings", *map(str, err["loc"])]),
-                message=err["msg"],
-            )
-            for err in e.errors()
+            Problem(field=f"environment.settings.{field}", message=message)
+            for field, message in validation_problems(e, settings)
         ]
         return None, problems
 

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from agenttts.environment.budget import stage_budget
 from agenttts.environment.registry import EXECUTORS
+from agenttts.environment.user_files import STRICT
 from agenttts.errors import InputError
 
 #: Aggregators a stage may name. The live executor implements each one; replay executors ignore it.
@@ -24,6 +25,11 @@ AGGREGATORS: dict[str, str] = {
     "fuse": "an LLM fuser reads all samples and writes one answer (its calls are counted)",
     "first": "no aggregation: the first sample",
 }
+
+
+#: The largest seed anywhere (a task's split seed, a request's sample seed, a run's seed): seeds
+#: are sent as int64 request fields and stored in checkpoints, whose msgpack holds 64-bit integers.
+MAX_SEED = 2**63 - 1
 
 
 class Problem(BaseModel):
@@ -36,6 +42,10 @@ class Problem(BaseModel):
         return f"{self.field}: {self.message}"
 
 
+#: The field of a problem with the file itself (unreadable, not YAML), not with one of its fields.
+WHOLE_FILE = "<file>"
+
+
 class TaskError(InputError):
     """Input that must not run (a task file, or the table or sample store it names); carries
     every problem found, not only the first."""
@@ -43,6 +53,9 @@ class TaskError(InputError):
     def __init__(self, source: str, problems: Sequence[Problem]):
         self.source = source
         self.problems = list(problems)
+        if len(self.problems) == 1 and self.problems[0].field == WHOLE_FILE:
+            super().__init__(f"{source}: {self.problems[0].message}")  # one line
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s)\n{lines}")
 
@@ -50,7 +63,7 @@ class TaskError(InputError):
 class ModelChoice(BaseModel):
     """One model a stage may run: an LLM behind an endpoint, or a non-LLM retriever."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(
         description="served model name (or retriever name); the key in configurations"
@@ -81,7 +94,7 @@ class ModelChoice(BaseModel):
 
 
 class Stage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     description: str = ""
@@ -155,23 +168,23 @@ class Stage(BaseModel):
 
 
 class DataSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     path: str | None = Field(default=None, description="relative to the task file")
     train_size: int = Field(default=50, ge=1)
     test_size: int = Field(default=50, ge=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="shuffles the items into splits")
 
 
 class EnvironmentSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     kind: str = Field(description=f"executor kind: {', '.join(EXECUTORS)}")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class Task(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str
     description: str = ""

@@ -7,35 +7,20 @@ executor's own checks) and raised together as one `TaskError` before any compute
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from agenttts.environment.task import Problem, Task, TaskError
+from agenttts.environment.task import WHOLE_FILE, Problem, Task, TaskError
 from agenttts.environment.task_checks import check_task, resolve_models
+from agenttts.environment.user_files import (
+    UnreadableFile,
+    error_location,
+    load_yaml,
+    validation_problems,
+)
 from agenttts.errors import InputError
-
-
-def _loc(loc: Sequence[Any], raw: Mapping[str, Any]) -> str:
-    """Render a pydantic error location with stage names instead of list indexes where possible."""
-    parts: list[str] = []
-    node: Any = raw
-    for item in loc:
-        if isinstance(item, int):
-            name = (
-                node[item].get("name")
-                if isinstance(node, list) and item < len(node) and isinstance(node[item], dict)
-                else None
-            )
-            parts[-1] = f"{parts[-1]}[{name if name else item}]"
-            node = node[item] if isinstance(node, list) and item < len(node) else None
-        else:
-            parts.append(str(item))
-            node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts) or "<root>"
 
 
 def _non_finite(node: Any, loc: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], float]]:
@@ -53,19 +38,19 @@ def parse_task(raw: Any, source: str = "<memory>", base_dir: Path | None = None)
     """Validate a task mapping, fill it from its deployment file and check it as a whole; raises
     TaskError listing every problem."""
     if not isinstance(raw, dict):
-        raise TaskError(
-            source, [Problem(field="<root>", message="a task file must be a YAML mapping")]
-        )
+        holds = {type(None): "nothing", str: "text", list: "a list"}.get(type(raw), "a value")
+        why = f"a task file must be a YAML mapping (this one holds {holds})"
+        raise TaskError(source, [Problem(field=WHOLE_FILE, message=why)])
     infinite = [
-        Problem(field=_loc(loc, raw), message=f"must be a finite number (got {value})")
+        Problem(field=error_location(loc, raw), message=f"must be a finite number (got {value})")
         for loc, value in _non_finite(raw)
     ]
-    if infinite:  # YAML's .inf and .nan parse as floats: a budget of .inf would pass every check
+    if infinite:  # also where no schema looks: the settings a pipeline reads as it likes
         raise TaskError(source, infinite)
     try:
         task = Task.model_validate(raw)
     except ValidationError as e:
-        problems = [Problem(field=_loc(err["loc"], raw), message=err["msg"]) for err in e.errors()]
+        problems = [Problem(field=f, message=m) for f, m in validation_problems(e, raw)]
         raise TaskError(source, problems) from None
     task.set_origin(source, base_dir or Path.cwd())
     resolved, unresolved = resolve_models(task)
@@ -79,22 +64,9 @@ def load_task(path: str | Path, *, check_environment: bool = True) -> Task:
     """Read, validate and check a task file. Bundled task names (see `agenttts.tasks`) work too."""
     p = resolve_task_path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TaskError(str(path), [Problem(field="<file>", message="no such task file")]) from None
-    except IsADirectoryError:
-        raise TaskError(
-            str(p), [Problem(field="<file>", message="is a folder, not a task file")]
-        ) from None
-    except UnicodeDecodeError as e:
-        raise TaskError(
-            str(p),
-            [Problem(field="<file>", message=f"not UTF-8 text (byte {e.start}): {e.reason}")],
-        ) from None
-    except OSError as e:
-        raise TaskError(str(p), [Problem(field="<file>", message=e.strerror or str(e))]) from None
-    except yaml.YAMLError as e:
-        raise TaskError(str(p), [Problem(field="<yaml>", message=f"not valid YAML: {e}")]) from None
+        raw = load_yaml(p, "task file")
+    except UnreadableFile as e:
+        raise TaskError(e.where, [Problem(field=WHOLE_FILE, message=e.reason)]) from None
     task = parse_task(raw, source=str(p), base_dir=p.parent)
     if check_environment:
         from agenttts.environment.registry import executor_class

@@ -4,35 +4,46 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from agenttts.environment.space import Config
-from agenttts.environment.task import Task
+from agenttts.environment.task import Problem, Task, TaskError
+from agenttts.environment.user_files import UnreadableFile, read_text, validation_problems
 from agenttts.errors import InputError
+
+#: What `--config` looks like, for the messages about one that does not.
+CONFIG_SHAPE = '{"stage": {"model": NAME, "samples": S}, ...}'
 
 
 def parse_config_arg(task: Task, text: str) -> Config:
-    """`--config` JSON (or @file) -> a configuration the task can run; InputError otherwise."""
+    """`--config` JSON (or @FILE) -> a configuration; InputError otherwise: one line per wrong
+    field, as for a task file (strictly typed: `"samples": true` or `2.5` is no sample count)."""
+    source = "--config"
     if text.startswith("@"):
+        source = f"--config {text}"
         try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise InputError(f"--config {text}: cannot read the file ({why})") from None
+            text = read_text(text[1:])
+        except UnreadableFile as e:
+            raise InputError(f"--config @{e.where}: {e.reason}") from None
     try:
-        raw: Any = json.loads(text)
+        raw: Any = json.loads(text, parse_constant=_not_a_number)
     except json.JSONDecodeError as e:
-        raise InputError(f"--config is not valid JSON: {e}") from None
+        raise InputError(f"{source} is not valid JSON: {e}") from None
     try:
-        config = Config.of(raw)
-    except (ValidationError, TypeError, AttributeError, IndexError) as e:
-        raise InputError(
-            f'--config must look like {{"stage": {{"model": NAME, "samples": S}}, ...}}: {e}'
-        ) from None
-    return config
+        return Config.model_validate(raw, strict=True)
+    except ValidationError as e:
+        problems = [
+            Problem(field=field, message=message if "." in field else f"{message}: {CONFIG_SHAPE}")
+            for field, message in validation_problems(e, raw)
+        ]
+        raise TaskError(source, problems) from None
+
+
+def _not_a_number(word: str) -> Any:
+    """JSON as Python reads it takes NaN and Infinity; a configuration has no use for them."""
+    raise InputError(f"--config: {word} is not a number JSON allows")
 
 
 def fmt_units(value: float | None) -> str:

@@ -37,6 +37,7 @@ from agenttts.environment.live.prompts import PromptTemplate
 from agenttts.environment.live.scoring import DataProgram, Scorer
 from agenttts.environment.live.stages import Stages, split_settings
 from agenttts.environment.task import Problem, Stage, Task
+from agenttts.environment.user_files import validation_problems
 from agenttts.errors import InputError
 
 
@@ -109,21 +110,19 @@ class ChainExecutor(PipelineExecutor):
         known = set(fields or ())
         for stage in task.stages:
             where = f"stages[{stage.name}]"
+            given = split_settings(stage)[1]
             try:
-                spec = ChainStage.model_validate(split_settings(stage)[1])
+                spec = ChainStage.model_validate(given, strict=True)
             except ValidationError as e:
                 problems.extend(
-                    Problem(
-                        field=f"{where}.settings.{'.'.join(map(str, err['loc']))}",
-                        message=err["msg"],
-                    )
-                    for err in e.errors()
+                    Problem(field=f"{where}.settings.{field}", message=message)
+                    for field, message in validation_problems(e, given)
                 )
                 known.add(stage.name)
                 continue
             try:
                 template = PromptTemplate.of(spec.prompt, task.base_dir)
-            except OSError as e:
+            except InputError as e:  # the prompt file cannot be read
                 problems.append(Problem(field=f"{where}.settings.prompt", message=str(e)))
                 template = None
             if template is not None and fields is not None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agenttts.environment.user_files import read_text
+
 BUNDLED_PROMPTS = Path(__file__).resolve().parent.parent.parent / "tasks" / "prompts"
 
 Messages = list[dict[str, Any]]
@@ -44,7 +46,7 @@ class PromptTemplate:
 
     @classmethod
     def load(cls, path: Path) -> PromptTemplate:
-        return cls.parse(path.read_text())
+        return cls.parse(read_text(path, "prompt file"))
 
     @classmethod
     def of(cls, spec: str | Mapping[str, str], base_dir: Path) -> PromptTemplate:

@@ -38,7 +38,8 @@ from agenttts.environment.live.cache import Sample
 from agenttts.environment.live.sampler import Drawn, Messages, Sampler
 from agenttts.environment.metrics import NORMALIZERS
 from agenttts.environment.space import Config, StageConfig
-from agenttts.environment.task import ModelChoice, Problem, Stage, Task
+from agenttts.environment.task import MAX_SEED, ModelChoice, Problem, Stage, Task
+from agenttts.environment.user_files import validation_problems
 from agenttts.errors import ResumableStop, TrialError
 
 if TYPE_CHECKING:
@@ -56,7 +57,10 @@ class Sampling(BaseModel):
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1, description="default: the stage gen_tokens")
     seed: int | None = Field(
-        default=None, description="sample i is drawn with seed+i (one request per sample)"
+        default=None,
+        ge=0,
+        le=MAX_SEED,
+        description="sample i is drawn with seed+i (one request per sample)",
     )
 
     def params(self, stage: Stage) -> dict[str, Any]:
@@ -81,17 +85,14 @@ def split_settings(stage: Stage) -> tuple[Sampling | None, dict[str, Any], list[
     given = {k: v for k, v in stage.settings.items() if k in SAMPLING_KEYS}
     rest = {k: v for k, v in stage.settings.items() if k not in SAMPLING_KEYS}
     try:
-        return Sampling.model_validate(given), rest, []
+        return Sampling.model_validate(given, strict=True), rest, []
     except ValidationError as e:
         return (
             None,
             rest,
             [
-                Problem(
-                    field=f"stages[{stage.name}].settings.{'.'.join(map(str, err['loc']))}",
-                    message=err["msg"],
-                )
-                for err in e.errors()
+                Problem(field=f"stages[{stage.name}].settings.{field}", message=message)
+                for field, message in validation_problems(e, given)
             ],
         )
 

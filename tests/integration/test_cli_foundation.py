@@ -120,7 +120,7 @@ def _bad(tmp_path: Path, name: str) -> Path:
         ("unknown aggregator", "stages[ret].aggregator: unknown aggregator 'median'"),
         ("duplicate stage", "duplicate stage name 'ret'"),
         ("unknown kind", "environment.kind: unknown environment kind 'teleport'"),
-        ("malformed yaml", "<yaml>: not valid YAML"),
+        ("malformed yaml", "task.yaml:2:1: not valid YAML"),
     ],
 )
 def test_validate_bad_task(tmp_path, case, expected):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
 import sqlite3
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -46,7 +52,7 @@ def test_non_finite_numbers_in_a_task_file(tmp_path, capsys):
 
 def test_a_missing_config_file(tmp_path, capsys):
     err = fails(capsys, "evaluate", SIM, "--config", f"@{tmp_path / 'missing.json'}")
-    assert "--config @" in err and "No such file" in err
+    assert f"--config @{tmp_path / 'missing.json'}: no such file" in err
 
 
 def test_a_db_that_cannot_be_written_or_is_a_folder(tmp_path, capsys):
@@ -108,3 +114,147 @@ def checkpoints(db: Path) -> int:
         return 0
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("budget: 1000", "budget: 1e400", "budget: must be a finite number (got inf)"),
+        ("budget: 1000", "budget: 1.0e400", "budget: must be a finite number (got inf)"),
+        ("budget: 1000", 'budget: "inf"', "budget: Input should be a valid number (got 'inf')"),
+        ("budget: 1000", "budget: Infinity", "budget: Input should be a valid number"),
+        ("budget: 1000", "budget: true", "budget: Input should be a valid number (got true)"),
+        ("params: 7.0e9", 'params: "inf"', "models[qwen2.5-7b].params: Input should be a valid"),
+        ("prompt_tokens: 256", "prompt_tokens: 256.5", "prompt_tokens: Input should be a valid"),
+        ("seed: 11", "seed: 18446744073709551616", "data.seed: Input should be less than"),
+        ("noise_sd: 0.003", "noise_sd: -1e999", "noise_sd: must be a finite number (got -inf)"),
+    ],
+)
+def test_every_number_in_a_task_file_is_finite_and_of_its_type(
+    tmp_path, capsys, old, new, expected
+):
+    """YAML 1.1 reads `1e400` and `1.0e400` as strings, which pydantic turned into infinity;
+    "inf" did the same, `true` became 1: each ran as a budget of inf (or 1)."""
+    text = Path(SIM).read_text()
+    assert old in text
+    task = tmp_path / "task.yaml"
+    task.write_text(text.replace(old, new, 1))
+    err = fails(capsys, "task", "validate", str(task))
+    assert expected in err and err.count("\n  - ") == 1, err  # one message, on its field
+
+
+def test_every_number_in_a_deployment_file_is_finite_and_of_its_type(tmp_path, capsys):
+    (tmp_path / "deploy.yaml").write_text(
+        "models:\n  m: {base_url: http://127.0.0.1:9/v1, params: .inf, max_concurrency: true}\n"
+        "  n: {base_url: http://127.0.0.1:9/v1, params: 1e400}\n"
+        "  o: {base_url: http://127.0.0.1:9/v1, params: '1e9', port: 80.5}\n"
+    )
+    text = Path(SIM).read_text().replace("budget: 1000", "budget: 1000\ndeployment: deploy.yaml")
+    (tmp_path / "task.yaml").write_text(text)
+    err = fails(capsys, "task", "validate", str(tmp_path / "task.yaml"))
+    assert "models.m.params: Input should be a finite number" in err
+    assert "models.m.max_concurrency: Input should be a valid integer (got true)" in err
+    assert "models.n.params: Input should be a finite number" in err
+    assert "models.o.params: Input should be a valid number (got '1e9')" in err
+    assert "models.o.port: Input should be a valid integer (got 80.5)" in err
+
+
+def test_numbers_written_the_yaml_1_2_way_are_numbers(tmp_path, capsys):
+    """`70e9` (no dot) and `7.0e9` (no exponent sign) are strings to YAML 1.1: read as numbers."""
+    text = Path(SIM).read_text().replace("budget: 1000", "budget: 1e3")
+    (tmp_path / "task.yaml").write_text(text.replace("params: 7.0e9", "params: 7e9"))
+    assert main(["task", "validate", str(tmp_path / "task.yaml")]) == 0
+    assert "budget 1000;" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ('{"qa": {"model": "llama-3.2-3b", "samples": true}}', "qa.samples: Input should be a "
+         "valid integer (got true)"),
+        ('{"qa": {"model": "llama-3.2-3b", "samples": 1e400}}', "qa.samples: Input should be a "
+         "valid integer (got inf)"),
+        ('{"qa": {"model": "llama-3.2-3b", "samples": NaN}}', "NaN is not a number JSON allows"),
+        ('{"qa": {"model": "llama-3.2-3b", "samples": 2.5}}', "qa.samples: Input should be a "
+         "valid integer (got 2.5)"),
+    ],
+)  # fmt: skip
+def test_config_numbers_are_checked(capsys, config, expected):
+    """`"samples": true` ran as 1 sample; 1e400 ended in a traceback."""
+    assert expected in fails(capsys, "budget", SIM, "--config", config)
+
+
+def test_a_wrong_type_in_config_is_one_line_per_field(capsys):
+    config = '{"retrieval": {"model": 3, "samples": "many"}, "qa": {"model": "x", "sample": 1}}'
+    err = fails(capsys, "budget", SIM, "--config", config)
+    assert err.splitlines() == [
+        "error: --config: 4 problem(s)",
+        "  - retrieval.model: Input should be a valid string (got 3)",
+        "  - retrieval.samples: Input should be a valid integer (got 'many')",
+        "  - qa.samples: Field required",
+        "  - qa.sample: Extra inputs are not permitted",
+    ]
+
+
+def test_a_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path, capsys):
+    task = tmp_path / "task.yaml"
+    task.write_text("name: x\nbudget: 10\nstages:\n  - name: qa\n    models: [a, b\n")
+    err = fails(capsys, "task", "validate", str(task))
+    assert err == (
+        f"error: {task}:6:1: not valid YAML: while parsing a flow sequence: "
+        "expected ',' or ']', but got '<stream end>'\n"
+    )
+
+
+def test_a_task_path_that_is_no_regular_file_is_refused_at_once(tmp_path, capsys):
+    """A FIFO blocked `task validate` until something wrote to it; /dev/zero was read until the
+    memory ran out (here under a 2 GB limit, in a subprocess); a large file was read whole."""
+    fifo = tmp_path / "task.yaml"
+    os.mkfifo(fifo)
+    # were the read to block, open the FIFO's other end after a while, so the test fails, not hangs
+    unblock = threading.Timer(10, lambda: _feed(fifo))
+    unblock.start()
+    try:
+        err = fails(capsys, "task", "validate", str(fifo))
+    finally:
+        unblock.cancel()
+    assert f"{fifo}: is a FIFO (named pipe), not a task file" in err
+    big = tmp_path / "big.yaml"
+    big.write_text("name: x\n" + "# padding\n" * 120_000)  # 1.2 MB
+    assert f"{big}: is larger than 1024 KB: not a task file" in fails(
+        capsys, "task", "validate", str(big)
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "agenttts.cli.main", "task", "validate", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+        check=False,
+    )
+    assert out.returncode == 2 and out.stderr == (
+        "error: /dev/zero: is a character device, not a task file\n"
+    ), out.stderr[-500:]
+
+
+def _feed(fifo: Path) -> None:
+    with contextlib.suppress(OSError):  # no reader: nothing to unblock
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_errors_quote_a_task_file_only_in_short_escaped_excerpts(tmp_path, capsys):
+    """A task path may be a link to another file (a system file, a secret): its lines are not
+    echoed (PyYAML's message quoted the whole line), and control characters are escaped."""
+    secret = tmp_path / "elsewhere.conf"
+    secret.write_text("user: alice\npassword: hunter2-a-very-long-secret: !x\n")
+    link = tmp_path / "task.yaml"
+    link.symlink_to(secret)
+    err = fails(capsys, "task", "validate", str(link))
+    assert err.startswith(f"error: {link}:2:") and err.count("\n") == 1
+    assert "hunter2" not in err
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(
+        Path(SIM).read_text() + '"\\e[2J\\e[31mpwned-and-a-long-key-that-goes-on-and-on": 1\n'
+    )
+    err = fails(capsys, "task", "validate", str(odd))
+    assert "\x1b" not in err and "'\\x1b[2J\\x1b[31mpwned-and-a-long-key-that-go...': Extra" in err

@@ -125,9 +125,13 @@ def test_duplicate_stage_name(tmp_path):
     assert any("duplicate stage name 'retrieval'" in m for m in msgs)
 
 
-def test_malformed_yaml(tmp_path):
-    (msg,) = problems_of(tmp_path, "name: x\nstages: [unclosed\n")
-    assert msg.startswith("<yaml>:") and "not valid YAML" in msg
+def test_malformed_yaml_is_one_line_with_its_place(tmp_path):
+    with pytest.raises(TaskError) as info:
+        load_task(write(tmp_path, "name: x\nstages: [unclosed\n"), check_environment=False)
+    assert str(info.value) == (
+        f"{tmp_path / 'task.yaml'}:3:1: not valid YAML: while parsing a flow sequence: "
+        "expected ',' or ']', but got '<stream end>'"
+    )
 
 
 def test_not_a_mapping(tmp_path):
