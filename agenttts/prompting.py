@@ -11,9 +11,12 @@ Placeholders are ``{name}`` for the names a role is given (`ROLE_FIELDS`); any o
 example in the prompt) is left alone, so users can edit prompts without escaping anything. A user's
 folder is checked before a run spends anything (`check_prompts_dir`, from the run settings' checks,
 so Studio runs get it too): a file agenttts does not read (a misspelled name), a placeholder the
-role is not given (``{budgett}`` would reach the agent verbatim), a ``{`` or ``}`` without its
-partner, a role prompt without the placeholders it cannot work without (`REQUIRED_FIELDS`), a
-file that is not UTF-8.
+role is not given (``{budgett}`` would reach the agent verbatim), a field written with a format
+spec, attribute or index (``{guidelines:>10}``, ``{guidelines.__class__}``: only ``{name}`` is
+filled, the rest would be sent as written), a ``{`` or ``}`` without its partner, a role prompt
+without the placeholders it cannot work without (`REQUIRED_FIELDS`), a prompt name that is not a
+regular file (a folder named ``proposal.txt`` would be skipped for the shipped prompt), a file
+that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from agenttts.environment.user_files import UnreadableFile, read_text
 from agenttts.errors import InputError
 
 ROLES = ("system", "preferences", "guidelines", "proposal")
@@ -54,6 +58,11 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: A field with what Python's format would add to it (`:spec`, `!r`, `.attr`, `[index]`), which
+#: `fill` does not do: a prompt naming a field so means the field, and would not get it.
+_DECORATED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)([:!.\[][^{}]*)\}")
+#: Every field some role is given.
+_FIELDS = frozenset(f for fields in ROLE_FIELDS.values() for f in fields) | {"insights"}
 
 
 def shipped_dir() -> Path:
@@ -90,18 +99,20 @@ def check_prompts_dir(prompts_dir: str | Path | None) -> list[str]:
         return [f"prompts directory {user} does not exist"]
     known = {f"{r}.txt": r for r in ROLES} | {f"insights/{i}.txt": None for i in INSIGHTS}
     problems: list[str] = []
-    for path in sorted(p for p in user.rglob("*") if p.is_file()):
+    for path in sorted(user.rglob("*")):
         rel = path.relative_to(user).as_posix()
         if rel not in known:
-            if path.suffix == ".txt" or Path(rel).with_suffix(".txt").as_posix() in known:
+            if path.is_file() and (
+                path.suffix == ".txt" or Path(rel).with_suffix(".txt").as_posix() in known
+            ):
                 near = difflib.get_close_matches(Path(rel).with_suffix(".txt").as_posix(), known)
                 hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(known)}"
                 problems.append(f"{path}: not a prompt agenttts reads ({hint})")
             continue
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            problems.append(f"{path}: not UTF-8 text (byte {e.start})")
+            text = read_text(path, "prompt file")
+        except UnreadableFile as e:  # a folder or a FIFO by a prompt's name, not UTF-8, ...
+            problems.append(str(e))
             continue
         problems += [f"{path}: {p}" for p in _template_problems(text, known[rel])]
     return problems
@@ -110,6 +121,11 @@ def check_prompts_dir(prompts_dir: str | Path | None) -> list[str]:
 def _template_problems(text: str, role: str | None) -> list[str]:
     """A prompt file's problems; `role` None is an insight block (inserted as written)."""
     problems = [f"{{ or }} without its partner at {where}" for where in _unpaired(text)]
+    problems += [
+        f"{{{name}{extra}}}: only a plain {{{name}}} is filled; this would be sent as written"
+        for name, extra in _DECORATED.findall(text)
+        if name in _FIELDS
+    ]
     used = set(_PLACEHOLDER.findall(text))
     if role is None:
         problems += [

@@ -65,6 +65,18 @@ _KINDS = {
 }
 
 
+def file_kind(path: str | Path) -> str | None:
+    """What `path` is when it exists and is neither a regular file nor a folder ("a FIFO (named
+    pipe)", "a character device", ...): nothing agenttts should open as a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
     """A regular UTF-8 file's text, at most `MAX_BYTES`; `UnreadableFile` naming `what` it
     should have been otherwise."""
@@ -77,8 +89,8 @@ def read_text(path: str | Path, what: str = "file") -> str:
         raise UnreadableFile(p, e.strerror or str(e)) from None
     if stat.S_ISDIR(mode):
         raise UnreadableFile(p, f"is a folder, not a {what}")
-    if not stat.S_ISREG(mode):
-        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    kind = file_kind(p)
+    if kind is not None:
         raise UnreadableFile(p, f"is {kind}, not a {what}")
     try:
         with open(p, "rb") as f:

@@ -6,21 +6,24 @@ them back with the queries every node shares (see `agenttts.archive`).
 
 The lists that grow with the search (`archive`, `guideline_log`, `agent_failures`) are LangGraph
 delta channels: a checkpoint stores only the items a step appended, and LangGraph rebuilds the
-whole list from the thread's writes (`get_state()` returns it whole), so a thread's storage grows
-linearly with its trials instead of with their square. To replace one from Studio or the HTTP API,
-send `Overwrite(value=[...])` (JSON: ``{"__overwrite__": [...]}``) as with any reducer channel.
+whole list from the thread's writes (`get_state()` returns it whole). The CLI's checkpointers also
+drop the periodic whole-list snapshots LangGraph adds (`storage.GrowingLists`), so no checkpoint
+grows with the thread and its storage grows linearly with its trials. To replace one from Studio
+or the HTTP API, send `Overwrite(value=[...])` (JSON: ``{"__overwrite__": [...]}``) as with any
+reducer channel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, get_type_hints
 
 from langgraph.channels.delta import DeltaChannel
 
-#: Appends between full snapshots of a growing list. A snapshot holds the whole list, so frequent
-#: ones bring back quadratic growth; replay depth stays bounded anyway by LangGraph's cap on
-#: supersteps between snapshots (5,000 supersteps: about 1,250 search iterations).
+#: Appends between LangGraph's full snapshots of a growing list, where it keeps them (the storage
+#: of `langgraph dev`; the CLI's checkpointers drop them). A snapshot holds the whole list, so
+#: frequent ones bring back quadratic growth; replay depth stays bounded anyway by LangGraph's cap
+#: on supersteps between snapshots (5,000 supersteps: about 1,250 search iterations).
 SNAPSHOT_EVERY = 1000
 
 
@@ -59,3 +62,12 @@ class State(InputState, total=False):
     stop_reason: str | None
     test_result: dict[str, Any] | None  # the best configuration's Trial dump on the test split
     report: dict[str, str] | None  # paths of the report files
+
+
+#: The growing lists: the state's delta channels (`GrowingLists` in `storage` keeps any
+#: checkpoint from holding one whole).
+GROWING = frozenset(
+    name
+    for name, hint in get_type_hints(State, include_extras=True).items()
+    if any(isinstance(m, DeltaChannel) for m in getattr(hint, "__metadata__", ()))
+)

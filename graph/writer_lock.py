@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from agenttts.errors import AgentTTSError, InputError
-from agenttts.graph.storage import connect, display, is_postgres
+from agenttts.graph.storage import WRITERS_TABLE, connect, display, is_postgres
 
 HEARTBEAT_S = 10.0
 #: A holder on another host is presumed dead after this long without a heartbeat.
@@ -43,7 +43,7 @@ def _pid_namespace() -> str | None:
 
 PID_NAMESPACE = _pid_namespace()
 
-_TABLE = """CREATE TABLE IF NOT EXISTS agenttts_writers (
+_TABLE = f"""CREATE TABLE IF NOT EXISTS {WRITERS_TABLE} (
   thread_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid_namespace TEXT, pid INTEGER NOT NULL,
   proc_start TEXT, started_at TEXT NOT NULL, heartbeat DOUBLE PRECISION NOT NULL,
   token TEXT NOT NULL)"""
@@ -97,9 +97,9 @@ class _Db:
 
     def has_table(self) -> bool:
         sql = (
-            "SELECT to_regclass('agenttts_writers') IS NOT NULL"
+            f"SELECT to_regclass('{WRITERS_TABLE}') IS NOT NULL"
             if self.postgres
-            else "SELECT COUNT(*) FROM sqlite_master WHERE name = 'agenttts_writers'"
+            else f"SELECT COUNT(*) FROM sqlite_master WHERE name = '{WRITERS_TABLE}'"
         )
         return bool(self.execute(sql).fetchone()[0])
 
@@ -107,7 +107,7 @@ class _Db:
         where, params = ("WHERE thread_id = ?", (thread_id,)) if thread_id is not None else ("", ())
         rows = self.execute(
             "SELECT thread_id, host, pid_namespace, pid, proc_start, started_at, "
-            f"{self.now} - heartbeat FROM agenttts_writers {where}",
+            f"{self.now} - heartbeat FROM {WRITERS_TABLE} {where}",
             params,
         ).fetchall()
         return [Holder(r[0], r[1], r[2], int(r[3]), r[4], r[5], float(r[6])) for r in rows]
@@ -149,9 +149,9 @@ class ThreadLock:
                         f"another process ({held[0]}); wait for it to end or stop it, then run "
                         "the same command again to continue the thread"
                     )
-                conn.execute("DELETE FROM agenttts_writers WHERE thread_id = ?", (self.thread_id,))
+                conn.execute(f"DELETE FROM {WRITERS_TABLE} WHERE thread_id = ?", (self.thread_id,))
                 conn.execute(
-                    "INSERT INTO agenttts_writers (thread_id, host, pid_namespace, pid, "
+                    f"INSERT INTO {WRITERS_TABLE} (thread_id, host, pid_namespace, pid, "
                     "proc_start, started_at, heartbeat, token) "
                     f"VALUES (?, ?, ?, ?, ?, ?, {conn.now}, ?)",
                     (
@@ -182,7 +182,7 @@ class ThreadLock:
                 with self._mutex:
                     assert self._conn is not None
                     cur = self._conn.execute(
-                        f"UPDATE agenttts_writers SET heartbeat = {self._conn.now} "
+                        f"UPDATE {WRITERS_TABLE} SET heartbeat = {self._conn.now} "
                         "WHERE thread_id = ? AND token = ?",
                         (self.thread_id, self.token),
                     )
@@ -207,7 +207,7 @@ class ThreadLock:
             with self._mutex:
                 if self._conn is not None:
                     self._conn.execute(
-                        "DELETE FROM agenttts_writers WHERE thread_id = ? AND token = ?",
+                        f"DELETE FROM {WRITERS_TABLE} WHERE thread_id = ? AND token = ?",
                         (self.thread_id, self.token),
                     )
         except Exception:  # unreachable now: the row goes stale and the next search takes it

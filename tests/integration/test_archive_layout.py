@@ -4,6 +4,7 @@ replaceable with `Overwrite`, on SQLite and PostgreSQL; and a thread written wit
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from agenttts.archive import Archive
 from agenttts.graph.context import Context
 from agenttts.graph.graph import make_graph
 from agenttts.graph.runner import run_search, thread_config
+from agenttts.graph.state import GROWING
 from agenttts.graph.storage import open_checkpointer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
@@ -23,13 +25,16 @@ from whole_list_layout import whole_list
 
 pytestmark = pytest.mark.integration
 
-GROWING = ("archive", "guideline_log", "agent_failures")
-
 
 def context(tmp_path: Path, **kw: Any) -> Context:
     return Context.from_dict(
         {"proposer": "insight", "batch_size": 3, "report_dir": str(tmp_path / "r"), **kw}
     )
+
+
+def seen(trials: Archive) -> list[tuple[int, str, float | None]]:
+    """What a search found, without the times it took."""
+    return [(t.trial_id, t.config.key(), t.score) for t in trials]
 
 
 def test_each_trial_is_stored_once_and_read_back_whole(tmp_path, checkpoint_db):
@@ -49,6 +54,59 @@ def test_each_trial_is_stored_once_and_read_back_whole(tmp_path, checkpoint_db):
     ]  # every trial written once, in order
     assert snap.values["archive"] == out.values["archive"]
     assert snap.values["guideline_log"] == out.values["guideline_log"]
+
+
+def test_no_checkpoint_holds_a_whole_list_however_often_langgraph_snapshots(
+    tmp_path, checkpoint_db
+):
+    """LangGraph snapshots a delta channel's whole list every `snapshot_frequency` appends (and
+    every 5,000 supersteps): at 10,000 trials one checkpoint held the whole archive. Here it is
+    asked to at every append; the checkpointer keeps none, every checkpoint stays as small as its
+    step, and the thread still reads back whole, also after a resume."""
+    task, db = str(write_grid_task(tmp_path / "task")), checkpoint_db("bounded")
+    ctx, cfg = context(tmp_path, max_iterations=4, patience=None), thread_config("b")
+    with open_checkpointer(db) as saver:
+        graph = make_graph(saver, interrupt_before=["propose_trials"])
+        for name in GROWING:
+            graph.channels[name].snapshot_frequency = 1
+        graph.invoke({"task": task, "settings": ctx.to_dict()}, cfg, context=ctx, durability="sync")
+        while graph.get_state(cfg).next:  # paused at every iteration, resumed from storage
+            graph.invoke(None, cfg, context=ctx, durability="sync")
+        stored = list(saver.list({"configurable": {"thread_id": "b"}}))
+        values = graph.get_state(cfg).values
+    straight = run_search(task, "ref", tmp_path / "ref.sqlite", ctx.to_dict())
+    assert len(values["archive"]) > 10 and len(values["guideline_log"]) == 4
+    assert seen(Archive.from_state(values)) == seen(straight.trials)
+    assert values["guideline_log"] == straight.values["guideline_log"]
+    for c in stored:
+        assert not GROWING & set(c.checkpoint["channel_values"]), c.metadata
+
+
+def test_a_thread_longer_than_sqlites_parameter_limit_reads_back_whole(tmp_path):
+    """With no snapshot, reading a thread walks all its checkpoints; LangGraph's SQLite query
+    binds one parameter per checkpoint and list, which a long thread can run past (32,766 in
+    upstream SQLite builds; here lowered to 10)."""
+    task, db = str(write_grid_task(tmp_path / "task")), str(tmp_path / "long.sqlite")
+    out = run_search(task, "l", db, context(tmp_path, max_iterations=3).to_dict())
+    with open_checkpointer(db, create=False) as saver:
+        saver.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+        values = make_graph(saver).get_state(thread_config("l")).values
+    assert values["archive"] == out.values["archive"] and len(out.trials) > 6
+
+
+def test_a_fork_off_an_earlier_checkpoint_keeps_its_own_archive(tmp_path, checkpoint_db):
+    """An update on an earlier checkpoint (Studio's time travel) starts a branch: the trials
+    written from that checkpoint went to the other branch and are not replayed into this one."""
+    task, db = str(write_grid_task(tmp_path / "task")), checkpoint_db("fork")
+    ctx, cfg = context(tmp_path, max_iterations=2, patience=None), thread_config("f")
+    with open_checkpointer(db) as saver:
+        graph = make_graph(saver)
+        graph.invoke({"task": task, "settings": ctx.to_dict()}, cfg, context=ctx, durability="sync")
+        before = next(s for s in graph.get_state_history(cfg) if s.next == ("execute_trials",))
+        fork = graph.update_state(before.config, {"guidelines": "edited"})
+        forked = graph.get_state(fork).values
+    assert forked["archive"] == before.values["archive"]
+    assert forked["guidelines"] == "edited"
 
 
 def test_overwrite_replaces_the_archive_and_the_search_appends_after_it(tmp_path, checkpoint_db):
@@ -84,8 +142,4 @@ def test_a_thread_of_the_whole_list_layout_resumes_with_the_same_archive(tmp_pat
     straight = run_search(task, "new", tmp_path / "ref.sqlite", ctx.to_dict())
     assert resumed.resumed and resumed.finished
     assert resumed.values["archive"][: len(held)] == held
-
-    def seen(trials: Archive) -> list[tuple[int, str, float | None]]:
-        return [(t.trial_id, t.config.key(), t.score) for t in trials]
-
     assert seen(resumed.trials) == seen(straight.trials)

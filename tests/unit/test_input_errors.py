@@ -91,6 +91,15 @@ def test_a_corrupt_database_is_refused_on_open(tmp_path, capsys):
         ({"guidelines.txt": "{task} {archive} {"}, "without its partner at line 1:18"),
         ({"proposal.txt": "{task} only"}, "lacks {archive}"),
         ({"insights/2.txt": "more {samples}"}, "placeholders are not filled"),
+        (
+            {"proposal.txt": "{task} {archive} {guidelines:>10}"},
+            "{guidelines:>10}: only a plain {guidelines} is filled; this would be sent as written",
+        ),
+        (
+            {"proposal.txt": "{task} {archive} {guidelines.__class__}"},
+            "{guidelines.__class__}: only a plain {guidelines} is filled",
+        ),
+        ({"insights/1.txt": "see {archive[0]}"}, "{archive[0]}: only a plain {archive} is filled"),
     ],
 )
 def test_prompt_overrides_are_checked_before_anything_runs(tmp_path, capsys, files, expected):
@@ -104,6 +113,18 @@ def test_prompt_overrides_are_checked_before_anything_runs(tmp_path, capsys, fil
     )
     assert expected in err and "prompts_dir" in err
     assert not db.exists() or checkpoints(db) == 0  # nothing ran
+
+
+def test_a_folder_by_a_prompts_name_is_refused(tmp_path, capsys):
+    """It was skipped, and the shipped prompt used in its place without a word."""
+    prompts = tmp_path / "prompts"
+    (prompts / "proposal.txt").mkdir(parents=True)
+    db = tmp_path / "db.sqlite"
+    err = fails(
+        capsys, "search", SIM, "--proposer", "insight", "--db", str(db), "--prompts", str(prompts)
+    )
+    assert f"{prompts / 'proposal.txt'}: is a folder, not a prompt file" in err
+    assert not db.exists() or checkpoints(db) == 0
 
 
 def checkpoints(db: Path) -> int:
@@ -258,3 +279,91 @@ def test_errors_quote_a_task_file_only_in_short_escaped_excerpts(tmp_path, capsy
     )
     err = fails(capsys, "task", "validate", str(odd))
     assert "\x1b" not in err and "'\\x1b[2J\\x1b[31mpwned-and-a-long-key-that-go...': Extra" in err
+
+
+def _schema(db: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        return con.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
+
+
+def test_another_applications_database_is_refused_before_anything_is_written(tmp_path, capsys):
+    """It used to gain `checkpoints`, `writes` and `agenttts_writers` without a word; one whose
+    tables clashed crashed with `no such column: thread_id`."""
+    other = tmp_path / "app.sqlite"
+    with contextlib.closing(sqlite3.connect(other)) as con:
+        con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+        con.commit()
+    before, schema = other.read_bytes(), _schema(other)
+    for argv in (("search", SIM, "--proposer", "insight"), ("runs",), ("show", "x")):
+        err = fails(capsys, *argv, "--db", str(other))
+        assert "holds tables agenttts did not create (orders, users)" in err
+    assert _schema(other) == schema and other.read_bytes() == before
+    clash = tmp_path / "clash.sqlite"
+    with contextlib.closing(sqlite3.connect(clash)) as con:
+        con.execute("CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, data BLOB)")
+        con.commit()
+    err = fails(capsys, "search", SIM, "--proposer", "insight", "--db", str(clash))
+    assert "tables named like LangGraph's checkpoint tables but not theirs (checkpoints" in err
+
+
+def test_another_applications_postgresql_database_is_refused(postgres_db, capsys):
+    import psycopg
+
+    url = postgres_db()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id serial PRIMARY KEY)")
+    err = fails(capsys, "search", SIM, "--proposer", "insight", "--db", url)
+    assert "holds tables agenttts did not create (invoices)" in err
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    assert tables == [("invoices",)]  # no checkpoint table was made
+
+
+def test_a_device_as_db_is_one_clear_error(capsys):
+    """`--db /dev/full` ended in `sqlite3.OperationalError: database or disk is full`."""
+    for argv in (("search", SIM, "--proposer", "insight"), ("runs",)):
+        err = fails(capsys, *argv, "--db", "/dev/full")
+        assert err == "error: --db /dev/full is a character device, not a database file\n"
+
+
+READ_ONLY_SCRIPT = """
+set -e
+mount -t tmpfs -o size=16m tmpfs "$1"
+"$2" -c 'import sys; from agenttts.graph.storage import open_checkpointer
+with open_checkpointer(sys.argv[1]): pass' "$1/db.sqlite"
+mount -o remount,ro "$1"
+set +e
+"$2" -m agenttts.cli.main runs --db "$1/db.sqlite"; echo "rc=$?"
+"$2" -m agenttts.cli.main search "$3" --proposer insight --db "$1/db.sqlite"; echo "rc=$?"
+"""
+
+
+def test_a_healthy_database_on_a_read_only_file_system_is_not_called_damaged(tmp_path):
+    """A read-only mount, for real: root passes permission checks, so a chmod proves nothing.
+    `unshare -rm` gives this test its own user and mount namespace (no host mount is touched,
+    no privilege needed where user namespaces are allowed), a tmpfs there holds a healthy
+    checkpoint database, and the tmpfs is remounted read-only. SQLite cannot open a WAL database
+    there even to read it (it writes its -shm beside it): `runs` called it damaged."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    out = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", READ_ONLY_SCRIPT, "sh", str(folder), sys.executable, SIM],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if out.returncode != 0 or "rc=" not in out.stdout:
+        pytest.skip(f"no read-only mount here (unshare -rm, mount): {out.stderr.strip()[-300:]}")
+    db = folder / "db.sqlite"
+    assert out.stdout.splitlines() == ["rc=2", "rc=2"], out.stdout
+    runs, search = out.stderr.strip().splitlines()
+    assert "damaged" not in out.stderr and "Traceback" not in out.stderr
+    assert runs.startswith(f"error: --db {db} cannot be read there (SQLite: unable to open")
+    assert search.startswith(f"error: --db {db}: {db} is not writable")
+    for line in (runs, search):
+        assert line.endswith(f"{folder} is on a read-only file system (SQLite writes beside a "
+                             "database even to read it); copy it to a writable folder")  # fmt: skip
