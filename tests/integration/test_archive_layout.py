@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Overwrite
 
 from agenttts.archive import Archive
@@ -89,6 +90,7 @@ def test_a_thread_longer_than_sqlites_parameter_limit_reads_back_whole(tmp_path)
     task, db = str(write_grid_task(tmp_path / "task")), str(tmp_path / "long.sqlite")
     out = run_search(task, "l", db, context(tmp_path, max_iterations=3).to_dict())
     with open_checkpointer(db, create=False) as saver:
+        assert isinstance(saver, SqliteSaver)
         saver.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
         values = make_graph(saver).get_state(thread_config("l")).values
     assert values["archive"] == out.values["archive"] and len(out.trials) > 6
