@@ -10,13 +10,15 @@
   moves to the next one: it fails only when every replica has failed it. Any other 4xx fails at
   once, since asking again cannot help. The OpenAI client's own retries are off
   (`max_retries=0`), so this module alone decides; every HTTP request sent is counted.
-- Circuit breaker: a request failing on every replica, none of which has answered anything since
-  it began failing there (or, should one have, none of which still lists its models), says the
-  endpoint is down (dead, or answering 5xx or garbage to everything), not that one trial is bad.
-  It raises `ResumableStop`; the model's other requests stop at their next attempt instead of
-  spending on, and the search stops with exit 3 (the batch is not recorded: a resume runs it
-  again, every sample already drawn coming from the cache). A request that fails while the others
-  are answered fails only its trial.
+- Circuit breaker: a request failing on every replica says the endpoint is down (dead, or
+  answering 5xx or garbage to everything) unless the endpoint answers other requests: a replica
+  answered one since this request began failing there and still lists its models, or, when none
+  did, a probe (a one-token request of another prompt) is answered. Down raises `ResumableStop`;
+  the model's other requests stop at their next attempt instead of spending on, and the search
+  stops with exit 3 (the batch is not recorded: a resume runs it again, every sample already
+  drawn coming from the cache). A request that keeps failing while the endpoint answers others
+  (a prompt the server chokes on, a refused request) is `RequestFailed`: it fails its item, and
+  its trial only as the items' failures add up, so one poison prompt cannot stop every resume.
 - Each retry wave (requests failing alike on one replica at the same attempt, until it answers
   or is taken out) is one WARNING line on the `agenttts.live` logger: model, URL, cause, attempt.
 - `Endpoints` is an executor's registry: deployment entry -> served name, replica URLs, limits.
@@ -104,6 +106,17 @@ class EndpointStats:
 
 class Unreadable(TrialError):
     """An answer that is not a usable completion: not JSON, no usage, fewer choices than asked."""
+
+
+class RequestFailed(TrialError):
+    """One request failed for good while its endpoint answers others (refused with a 4xx, or
+    failing on every replica): the request's own fault, so it fails the item that made it."""
+
+
+#: The probe that tells a dead endpoint from one that chokes on one prompt: another prompt, one
+#: token (the least compute a chat completion can cost).
+PROBE_MESSAGES = ({"role": "user", "content": "Reply with OK."},)
+PROBE_PARAMS = {"max_tokens": 1, "temperature": 0.0}
 
 
 def retryable(e: BaseException) -> tuple[bool, float | None]:
@@ -273,6 +286,7 @@ class EndpointClient:
         self._members = [_Member(r) for r in replicas]
         self._identity: str | None = None
         self._identify_lock = asyncio.Lock()
+        self._probe_lock = asyncio.Lock()
 
     @property
     def base_urls(self) -> list[str]:
@@ -346,8 +360,8 @@ class EndpointClient:
     ) -> Completion:
         """n samples of one prompt from the least busy live replica (see the module docstring).
 
-        `TrialError` when every replica failed it (or it was refused); `ResumableStop` when
-        the breaker is open."""
+        `RequestFailed` when every replica failed it (or it was refused) while the endpoint
+        answers others; `ResumableStop` when the breaker is open."""
         params = dict(params or {})
         tried: set[str] = set()
         failures: list[str] = []
@@ -372,16 +386,38 @@ class EndpointClient:
             return done
         self.stats.failures += 1
         detail = "; ".join(failures)
-        silent = all(m.last_answer < failed_at.get(m.url, 0.0) for m in self._members)
-        if self.tripped is None and (silent or not await self._reachable()):
-            # no replica answered anything since it began failing this request, or (an answer
-            # may have been read just after a replica died) none answers now: the endpoint is
-            # down. Failing while the others are answered is this request's own: its trial fails
+        if self.tripped is None and not await self._answers_others(failed_at):
             where = f" on all {len(self._members)} replicas" if len(self._members) > 1 else ""
             self.tripped = f"model {self.model!r} is not answering{where} ({detail})"
             log.error("circuit breaker open: no more requests to model %r", self.model)
         self._raise_if_tripped()
-        raise TrialError(detail)
+        raise RequestFailed(detail)
+
+    def _answered_since(self, failed_at: Mapping[str, float]) -> bool:
+        return any(m.last_answer >= failed_at.get(m.url, 0.0) for m in self._members)
+
+    async def _answers_others(self, failed_at: Mapping[str, float]) -> bool:
+        """Whether the endpoint answers while a request keeps failing (`failed_at`: when it first
+        failed on each replica): a replica answered since and one still lists its models (an
+        answer may have been read just before it died), or else the probe is answered. Requests
+        failing at once share one probe."""
+        if self._answered_since(failed_at):
+            return await self._reachable()
+        async with self._probe_lock:
+            return self._answered_since(failed_at) or await self._probe()
+
+    async def _probe(self) -> bool:
+        """One probe request to each replica in turn until one answers (counted as requests)."""
+        for m in self._members:
+            try:
+                await m.replica.send(
+                    self.model, PROBE_MESSAGES, 1, PROBE_PARAMS, (self.stats, m.stats)
+                )
+            except Exception:
+                continue
+            m.last_answer = time.monotonic()
+            return True
+        return False
 
     async def _reachable(self) -> bool:
         """Whether any replica still lists its models (a cheap call that spends no compute)."""
@@ -492,7 +528,7 @@ class EndpointClient:
             if retryable(e)[0]:
                 raise _Spent(e, tries) from e
             self.stats.failures += 1
-            raise TrialError(
+            raise RequestFailed(
                 f"{member.url} model {model!r}: {describe(e)} after {tries} attempt(s): {_brief(e)}"
             ) from e
         done.attempts = int(retrying.statistics.get("attempt_number", 1))

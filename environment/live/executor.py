@@ -10,10 +10,12 @@ items only, each item's main metric reported.
 
 User code is untrusted input to the search. An exception in one item (or its timeout) is recorded
 on that item, which scores 0; the trial goes on and reports the count and the first error; a trial
-whose items mostly fail (more than `max_failed_share`) is a failed trial with that reason. What is
-not the item's fault fails the trial at once (an endpoint failing for good, a sample missing in a
-cache-only replay, a stage the task does not declare), and an unreachable endpoint stops the run
-resumably. Samples already drawn stay in the cache whatever happens, so nothing is paid twice.
+whose items mostly fail (more than `max_failed_share`) is a failed trial with that reason. A
+request that keeps failing while its endpoint answers others (a prompt the server chokes on) is
+the item's own failure too. What is not the item's fault fails the trial at once (a sample missing
+in a cache-only replay, a stage the task does not declare), and an endpoint that answers nothing
+stops the run resumably. Samples already drawn stay in the cache whatever happens, so nothing is
+paid twice.
 """
 
 from __future__ import annotations
@@ -53,10 +55,9 @@ from agenttts.errors import InputError, ResumableStop
 from agenttts.progress import ItemProgress
 
 
-async def _within_own_time(work: Awaitable[Any], timeout: float) -> Any:
-    """`work`'s result, or TimeoutError once its own time (`ItemClock`: waits for samples do not
+async def _within_own_time(work: Awaitable[Any], timeout: float, clock: ItemClock) -> Any:
+    """`work`'s result, or TimeoutError once its own time (`clock`: waits for samples do not
     count) passes `timeout`: a hung pipeline is stopped, a long queue at an endpoint is not."""
-    clock = ItemClock()
     ITEM_CLOCK.set(clock)  # this item's context: its draws, and threads it starts, see it
     job = asyncio.ensure_future(work)
     try:
@@ -277,13 +278,17 @@ class PipelineExecutor(PerConfigExecutor):
 
     async def predict(self, program: Program, run: TrialRun, item: dict[str, Any]) -> Any:
         """One item's prediction in `run` (made the current run here), stopped after the item's
-        own time (TimeoutError); what is not the item's fault raises the run's fatal error."""
+        own time (TimeoutError); what is not the item's fault raises the run's fatal error, and a
+        request of its own that failed for good raises that, even if the item's code caught it."""
         run.enter()
+        clock = ItemClock()
         prediction = await _within_own_time(
-            program.predict(item, run.stages), self.live.item_timeout_s
+            program.predict(item, run.stages), self.live.item_timeout_s, clock
         )
         if run.fatal is not None:
             raise run.fatal
+        if clock.failure is not None:
+            raise clock.failure
         return prediction
 
     async def _item(

@@ -17,7 +17,9 @@ handed to the run's loop, so the caller's loops (one `asyncio.run` after another
 
 Failures that are not the item's fault (an endpoint failing for good, a sample missing in a
 cache-only replay, a stage the task does not declare) are noted on the trial as `fatal`, so the
-runner fails the whole trial even when user code catches the exception.
+runner fails the whole trial even when user code catches the exception. A request that failed
+while its endpoint answers others (`RequestFailed`: a prompt the server chokes on) is the item's
+own: it is noted on the item (`ItemClock.failure`), which fails even if its code caught it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agenttts.environment.budget import TokenUsage
 from agenttts.environment.live import aggregators
 from agenttts.environment.live.cache import Sample
+from agenttts.environment.live.client import RequestFailed
 from agenttts.environment.live.sampler import Drawn, Messages, Sampler
 from agenttts.environment.metrics import NORMALIZERS
 from agenttts.environment.space import Config, StageConfig
@@ -114,9 +117,11 @@ _CURRENT: ContextVar[TrialRun | None] = ContextVar("agenttts_trial", default=Non
 class ItemClock:
     """One item's own time: its pipeline's code, not its waits for samples. A wait has its own
     bounds (the request timeout, retries, the circuit breaker), and a long queue for a slow or
-    busy endpoint is not a hang, so only the rest counts against the item's timeout."""
+    busy endpoint is not a hang, so only the rest counts against the item's timeout. Also the
+    first of its requests that failed for good (`failure`), which fails the item."""
 
     def __init__(self) -> None:
+        self.failure: RequestFailed | None = None
         self.start = time.monotonic()
         self.waits = 0  # draws in flight (an item may draw several stages at once)
         self.waited = 0.0
@@ -342,6 +347,10 @@ class StageHandle:
                         self.name, choice, to_messages(messages), count, params, run.tally(key)
                     )
                 )
+        except RequestFailed as e:
+            if clock is not None and clock.failure is None:
+                clock.failure = e
+            raise
         except (TrialError, ResumableStop) as e:
             run.fail(e)
             raise

@@ -10,6 +10,7 @@ failing request fails only its trial, and nothing already cached is lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -17,6 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +78,60 @@ def test_one_request_failing_while_others_are_answered_fails_only_its_trial(serv
     ex = executor(task, tmp_path / "c.sqlite")
     bad, fine = run(ex, [cfg("poison500", 2), cfg("ok")])
     assert not bad.ok and "HTTP 500 after 3 attempt(s)" in str(bad.error)
+    assert "2 of 2 items failed" in str(bad.error)  # each item's own request
     assert fine.ok, fine.error
+
+
+def poisoned(tmp_path: Path, train_size: int) -> tuple[FaultServer, LiveExecutor, str]:
+    """A server that chokes on the first training item's question (HTTP 500, always), and an
+    executor of the fault task on the first `train_size` training items."""
+    task = make_task("http://unused", ["ok"])
+    task.data.train_size = train_size
+    question = str(LiveExecutor(task).program.items("train")[0]["question"])
+    srv = FaultServer(["ok"], poison=question)
+    task = make_task(srv.url, ["ok"])
+    task.data.train_size = train_size
+    return srv, executor(task, tmp_path / "c.sqlite"), question
+
+
+def test_a_prompt_the_server_chokes_on_fails_its_item_not_the_run(tmp_path):
+    """The request of one item always gets HTTP 500 while /models and the other requests answer.
+    It tripped the circuit breaker when it was the last request in flight (exit 3, nothing
+    recorded, and every resume stopped the same way); now a probe (another prompt, one token)
+    is answered, so the request fails only its item, and the trial stands on the others."""
+    srv, ex, question = poisoned(tmp_path, 1)
+    with srv:
+        (alone,) = run(ex, [cfg("ok")])  # the only item: nothing else answers meanwhile
+    assert not alone.ok and "1 of 1 items failed" in str(alone.error)
+    assert "RequestFailed" in str(alone.error) and "HTTP 500 after 3 attempt(s)" in str(alone.error)
+    probes = [b for b in srv.requests if question not in json.dumps(b["messages"])]
+    assert len(probes) == 1 and probes[0]["messages"] == [
+        {"role": "user", "content": "Reply with OK."}
+    ]
+    srv, ex, _ = poisoned(tmp_path, 3)
+    with srv:
+        (res,) = run(ex, [cfg("ok", 2)])
+    assert res.ok, res.error
+    assert res.details["failed_items"] == 1 and "HTTP 500" in res.details["first_item_error"]
+    assert res.metrics["em"] < 1  # the failed item scores 0
+
+
+def test_an_item_whose_code_catches_its_failed_request_still_fails(tmp_path):
+    """The item's failed request is noted on the item: a pipeline that catches the error and
+    answers anyway is not scored on samples it never got."""
+    srv, ex, _ = poisoned(tmp_path, 2)
+    pipeline = ex.program.predict
+
+    async def predict(item: dict[str, Any], stages: Any) -> Any:
+        try:
+            return await pipeline(item, stages)
+        except Exception:
+            return {"answer": "Paris", "passages": []}  # an answer made up without samples
+
+    with srv:
+        ex.program.predict = predict  # type: ignore[method-assign]
+        (res,) = run(ex, [cfg("ok", 1)])
+    assert res.ok and res.details["failed_items"] == 1, res
 
 
 def test_a_retry_wave_is_one_log_line(server, tmp_path, caplog):
