@@ -5,8 +5,11 @@ asks for the missing indexes, and re-running a trial asks for nothing. The key i
 identity (`model_identity`: what the server reports about the model behind the served name, or a
 `revision` the deployment declares), the exact messages and the sampling parameters. Not the URL:
 replicas of one model, or the model moved to another port, share the samples; another model under
-the same name does not. Completion tokens are stored per sample and prompt tokens per prompt, so
-the measured cost of a cached trial is the same as when it ran.
+the same name does not. A server that names no weights behind the name (its `/models` entry has
+no `root` or `parent`: llama.cpp, most hosted APIs) says too little for that, so there the URLs
+of its replicas are part of the key: two servers under one name share nothing unless declared
+replicas of one model or given one `revision`. Completion tokens are stored per sample and prompt
+tokens per prompt, so the measured cost of a cached trial is the same as when it ran.
 
 SQLite through sqlite-utils, in WAL mode with a busy timeout so several processes (parallel
 searches, the bench) can share one file; rows are only ever inserted (`INSERT OR IGNORE`), so a
@@ -51,19 +54,42 @@ class Sample:
 # path or hub id; `parent`: a LoRA adapter's base); `created` is left out (vLLM reports the time of
 # the request) and so is `max_model_len` (a serving limit, not the weights).
 IDENTITY_FIELDS = ("id", "root", "parent", "owned_by")
+#: The fields of those that name the weights (`id` is the served name, `owned_by` the server).
+WEIGHTS_FIELDS = ("root", "parent")
+
+
+def names_weights(card: Mapping[str, Any] | None) -> bool:
+    """Whether a `/models` entry says which weights serve the name, not the name alone."""
+    return any((card or {}).get(k) is not None for k in WEIGHTS_FIELDS)
 
 
 def model_identity(
-    served: str, card: Mapping[str, Any] | None = None, *, revision: str | None = None
+    served: str,
+    card: Mapping[str, Any] | None = None,
+    *,
+    revision: str | None = None,
+    servers: Sequence[str] = (),
 ) -> str:
     """The model behind a served name, as the cache keys it: the declared `revision` if any,
-    else the identifying fields of the server's `/models` entry (`card`). Compact JSON."""
+    else the identifying fields of the server's `/models` entry (`card`), with the URLs of the
+    model's replicas (`servers`) where the entry names no weights. Compact JSON."""
     if revision is not None:
         fields: dict[str, Any] = {"id": served, "revision": revision}
     else:
         fields = {k: (card or {}).get(k) for k in IDENTITY_FIELDS}
         fields = {"id": served} | {k: v for k, v in fields.items() if v is not None}
+        if not names_weights(card):
+            fields["servers"] = sorted(servers)
     return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+def _servers_of(identity: str) -> list[str] | None:
+    """The servers an identity is kept to (`model_identity`), None for one of named weights."""
+    try:
+        fields = json.loads(identity)
+    except ValueError:  # a bare served name, as caches from before identities keyed on
+        return None
+    return fields.get("servers") if isinstance(fields, dict) else None
 
 
 def request_key(
@@ -244,14 +270,18 @@ class SampleCache:
         ).fetchall()
         return [Sample(int(i), t, int(c), f) for i, t, c, f in rows]
 
-    def identity_of(self, model: str) -> str:
+    def identity_of(self, model: str, servers: Sequence[str] = ()) -> str:
         """The one model identity this cache holds samples of under served name `model`, for a
-        replay that may not ask the server; the bare name when it holds none (rows written
-        before identities were keyed on it). Several: `InputError` (declare a `revision`)."""
+        replay that may not ask the server (of those kept per server, the one of `servers`); the
+        bare name when it holds none (rows written before identities were keyed on it).
+        Several: `InputError` (declare a `revision`)."""
         rows = self.db.execute(
             "SELECT DISTINCT identity FROM prompts WHERE model = ? AND identity IS NOT NULL",
             [model],
         ).fetchall()
+        mine = [r for r in rows if _servers_of(str(r[0])) == sorted(servers)]
+        if len(rows) > 1 and len(mine) == 1:
+            return str(mine[0][0])
         if len(rows) > 1:
             raise InputError(
                 f"the sample cache {self.path} holds samples of {len(rows)} different models "

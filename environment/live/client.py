@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from agenttts.environment.deployment import NO_KEY, Deployment, Endpoint
-from agenttts.environment.live.cache import SampleCache, model_identity
+from agenttts.environment.live.cache import SampleCache, model_identity, names_weights
 from agenttts.errors import (
     AgentTTSError,
     EmbeddedServerError,
@@ -139,6 +139,24 @@ def retryable(e: BaseException) -> tuple[bool, float | None]:
             except ValueError:
                 return True, None
     return False, None
+
+
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def warn_name_only(model: str, urls: Sequence[str]) -> None:
+    """Once per run and model: its server names no weights, so its samples are kept per server."""
+    key = (model, tuple(sorted(urls)))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    log.warning(
+        "model %r at %s: the server reports only the name, not the weights behind it, so its "
+        "cached samples are kept apart from any other server's; if other servers hold the same "
+        "weights, declare `revision:` for the model in the deployment file to share them",
+        model,
+        ", ".join(urls),
+    )
 
 
 def describe(e: BaseException) -> str:
@@ -338,7 +356,12 @@ class EndpointClient:
             )
         if self.revision is not None:
             return model_identity(self.model, revision=self.revision)
-        seen = {url: model_identity(self.model, card) for url, card in cards.items()}
+        seen = {
+            url: model_identity(self.model, card, servers=self.base_urls)
+            for url, card in cards.items()
+        }
+        if not any(names_weights(card) for card in cards.values()):
+            warn_name_only(self.model, self.base_urls)
         if len(set(seen.values())) > 1:
             raise ResumableStop(
                 f"the replicas of model {self.model!r} report different models ("
@@ -572,15 +595,17 @@ class Endpoints:
         entry = self.entry(name)
         return (entry.served_name if entry and entry.served_name else None) or name
 
-    def urls(self, name: str, endpoint: str | None) -> list[str]:
-        """The replicas of model `name`: the deployment's list, unless the task names another
-        endpoint; `embedded` resolved to the running embedded server."""
+    def declared_urls(self, name: str, endpoint: str | None) -> list[str]:
+        """The replicas of model `name` as declared: the deployment's list, unless the task names
+        another endpoint (`embedded` left unresolved)."""
         entry = self.entry(name)
         if entry is not None and endpoint in (None, entry.base_url):
-            urls = list(entry.base_urls)
-        else:
-            urls = [endpoint] if endpoint else []
-        return [self._resolve(u) for u in urls]
+            return list(entry.base_urls)
+        return [endpoint] if endpoint else []
+
+    def urls(self, name: str, endpoint: str | None) -> list[str]:
+        """The replicas of model `name`, `embedded` resolved to the running embedded server."""
+        return [self._resolve(u) for u in self.declared_urls(name, endpoint)]
 
     def _resolve(self, url: str) -> str:
         if url != "embedded":
@@ -630,7 +655,8 @@ class Endpoints:
         if entry is not None and entry.revision is not None:
             return model_identity(served, revision=entry.revision)
         if cache is not None:
-            return cache.identity_of(served)
+            urls = [u.rstrip("/") for u in self.declared_urls(name, endpoint) if u != "embedded"]
+            return cache.identity_of(served, servers=urls)
         return await self.client(name, endpoint).identify()
 
     @property

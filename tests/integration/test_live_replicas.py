@@ -9,6 +9,7 @@ draws sample i with seed 100 + i, one request each).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import time
@@ -199,3 +200,37 @@ def test_the_embedded_server_names_the_weights_behind_its_served_name(embedded_s
     first = asyncio.run(identify())
     assert '"id":"smollm2"' in first and '"owned_by":"vllm"' in first and '"root":' in first
     assert asyncio.run(identify()) == first
+
+
+def test_servers_that_report_only_a_name_share_nothing_unless_declared(tmp_path, caplog):
+    """Two servers whose `/models` gives only `id` (no `root`) answer differently under one name:
+    the second replayed the first one's samples, with no warning. Now the key holds the server
+    unless the deployment declares them replicas or gives a `revision`, and each run says once
+    that the name is all the server tells, and how to share samples."""
+    cache = tmp_path / "c.sqlite"
+    with (
+        FaultServer(["ok"], root=None) as one,
+        FaultServer(["ok"], root=None) as other,
+        caplog.at_level(logging.WARNING, logger="agenttts.live"),
+    ):
+
+        def trial(urls: list[str], **entry: object) -> int:
+            ex = executor(replica_task(tmp_path, urls, items=2, **entry), cache, retry=RETRY)
+            (res,) = run(ex, [cfg("ok", 2)])
+            assert res.ok, res.error
+            return res.calls
+
+        assert trial([one.url]) == 4
+        assert trial([one.url]) == 0  # the same server: replayed
+        assert trial([other.url]) == 4  # another server under the same name: drawn anew
+        assert trial([one.url, other.url]) == 4  # declared replicas: one model, its own key
+        assert trial([other.url, one.url]) == 0
+        assert trial([one.url], revision="r1") == 4  # declared weights: shared anywhere
+        assert trial([other.url], revision="r1") == 0
+    warned = [r.getMessage() for r in caplog.records if "reports only the name" in r.getMessage()]
+    assert len(warned) == 3  # once per run of each server set (each test run is one process)
+    assert "declare `revision:` for the model in the deployment file" in warned[0]
+    # a cache-only replay finds the samples of the server it is pointed at
+    task = replica_task(tmp_path, [other.url], items=2)
+    (res,) = run(executor(task, cache, cache_only=True), [cfg("ok", 2)])
+    assert res.ok and res.calls == 0
