@@ -45,6 +45,16 @@ def test_a_failing_endpoint_stops_the_search_resumably_and_visibly(tmp_path):
         # stopped at the first request that failed for good: the ones in flight beside it
         # (2 items x up to 3 trials) stop at their next attempt, nothing more is sent
         assert server.counts["toggle"] <= 6 * MAX_ATTEMPTS
+        # `runs` and `show` quote the cause as it was said, not as Python's repr escapes it
+        db = ["--db", str(tmp_path / "runs.sqlite")]
+        runs = subprocess.run([AGENTTTS, "runs", *db], capture_output=True, text=True, timeout=60)
+        show = subprocess.run(
+            [AGENTTTS, "show", "t", *db], capture_output=True, text=True, timeout=60
+        )
+        assert "stopped in execute_trials: model 'toggle' is not answering" in runs.stdout
+        assert "stopped by: model 'toggle' is not answering (" in show.stdout
+        assert '"message": "boom"' in show.stdout
+        assert "\\'" not in runs.stdout + show.stdout, show.stdout
 
         server.broken = False
         again = subprocess.run(search, capture_output=True, text=True, timeout=300)

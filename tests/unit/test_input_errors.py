@@ -367,3 +367,14 @@ def test_a_healthy_database_on_a_read_only_file_system_is_not_called_damaged(tmp
     for line in (runs, search):
         assert line.endswith(f"{folder} is on a read-only file system (SQLite writes beside a "
                              "database even to read it); copy it to a writable folder")  # fmt: skip
+
+
+def test_a_report_dir_that_cannot_be_written_is_refused_before_anything_runs(tmp_path, capsys):
+    """It was found only after the whole search, in three tracebacks (exit 1)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    db = tmp_path / "db.sqlite"
+    search = ("search", SIM, "--proposer", "insight", "--db", str(db))
+    err = fails(capsys, *search, "--report-dir", str(blocker / "reports"))
+    assert f"report_dir {blocker / 'reports'} cannot be made: {blocker} is a file" in err
+    assert not db.exists() or checkpoints(db) == 0  # nothing ran
