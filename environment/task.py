@@ -27,9 +27,9 @@ AGGREGATORS: dict[str, str] = {
 }
 
 
-#: The largest seed anywhere (a task's split seed, a request's sample seed, a run's seed): seeds
-#: are sent as int64 request fields and stored in checkpoints, whose msgpack holds 64-bit integers.
-MAX_SEED = 2**63 - 1
+#: The largest integer a number may be anywhere (a seed, a count, a setting): integers are stored
+#: in checkpoints, whose msgpack holds 64 bits, and seeds are sent as int64 request fields.
+INT_MAX = 2**63 - 1
 
 
 class Problem(BaseModel):
@@ -173,7 +173,7 @@ class DataSpec(BaseModel):
     path: str | None = Field(default=None, description="relative to the task file")
     train_size: int = Field(default=50, ge=1)
     test_size: int = Field(default=50, ge=0)
-    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="shuffles the items into splits")
+    seed: int = Field(default=0, ge=0, le=INT_MAX, description="shuffles the items into splits")
 
 
 class EnvironmentSpec(BaseModel):

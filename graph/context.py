@@ -46,6 +46,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from agenttts.environment.task import INT_MAX
 from agenttts.errors import InputError
 from agenttts.llm import AgentEndpoint
 from agenttts.prompting import INSIGHTS
@@ -55,8 +56,6 @@ if TYPE_CHECKING:
 
 #: Environment variables `AGENTTTS_<FIELD>` fill the settings a run is not given.
 ENV_PREFIX = "AGENTTTS_"
-#: The largest integer setting: a checkpoint (msgpack) stores 64-bit integers.
-INT_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from agenttts.environment.live.client import RequestFailed
 from agenttts.environment.live.sampler import Drawn, Messages, Sampler
 from agenttts.environment.metrics import NORMALIZERS
 from agenttts.environment.space import Config, StageConfig
-from agenttts.environment.task import MAX_SEED, ModelChoice, Problem, Stage, Task
+from agenttts.environment.task import INT_MAX, ModelChoice, Problem, Stage, Task
 from agenttts.environment.user_files import validation_problems
 from agenttts.errors import ResumableStop, TrialError
 
@@ -62,7 +62,7 @@ class Sampling(BaseModel):
     seed: int | None = Field(
         default=None,
         ge=0,
-        le=MAX_SEED,
+        le=INT_MAX,
         description="sample i is drawn with seed+i (one request per sample)",
     )
 
