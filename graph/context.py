@@ -170,6 +170,21 @@ def _items_among(choices: tuple[Any, ...]) -> Callable[[list[Any], ValidationInf
     return check
 
 
+def _writable_folder(value: str, info: ValidationInfo) -> str:
+    """A folder that can be made (or is there) and written: the report is written after the
+    whole search, too late to find out."""
+    folder = Path(value).expanduser()
+    there = folder
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        what = "a file" if there.is_file() else "not a folder"
+        raise ValueError(f"{info.field_name} {folder} cannot be made: {there} is {what}")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise ValueError(f"{info.field_name} {folder} cannot be written: {there} is not writable")
+    return value
+
+
 def _prompt_folder(value: str | None, info: ValidationInfo) -> str | None:
     """A prompts folder agenttts can use as is (misspelled files, unknown placeholders, ...)."""
     from agenttts.prompting import check_prompts_dir
@@ -278,6 +293,7 @@ class Context(BaseModel):
     report_dir: str = setting(
         ".agenttts/reports",
         description="Where the final report (JSON, Markdown, PNG) goes, one folder per thread.",
+        check=_writable_folder,
         path=True,
     )
 

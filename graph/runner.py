@@ -7,6 +7,8 @@ proposals and trial ids come from the checkpoint, so nothing is asked, run or nu
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -205,20 +207,21 @@ def status_of(snap: Any) -> str:
 
 #: How much of a stop's message the status column shows (`runs --json` has all of it).
 STATUS_CHARS = 60
-_REPR = re.compile(r"^\w+\((['\"])(.*)\1\)$", re.DOTALL)
+_REPR = re.compile(r"^\w+\((?P<message>(['\"]).*\2)\)$", re.DOTALL)
 
 
 def stop_error(snap: Any) -> str | None:
     """The message of the error that stopped a thread, without the exception's repr around it
-    (a checkpoint keeps `ResumableStop('...')`), first line only."""
+    (a checkpoint keeps `ResumableStop('model \\'a\\' ...')`), unescaped, first line only."""
     errors = [str(t.error) for t in snap.tasks if getattr(t, "error", None)]
     if not errors:
         return None
     text = errors[0].strip()
     match = _REPR.match(text)
     if match:
-        text = match.group(2)
-    return (text.replace("\\n", "\n").splitlines() or [""])[0]
+        with contextlib.suppress(ValueError, SyntaxError):  # a repr is a Python literal
+            text = str(ast.literal_eval(match.group("message")))
+    return (text.splitlines() or [""])[0]
 
 
 def read_thread(db: str | Path, thread_id: str) -> Any:
