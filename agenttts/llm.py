@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT, Counts
 from agenttts.environment.deployment import api_key_from
 from agenttts.errors import AgentError, ResumableStop
+from agenttts.urls import masked
 
 if TYPE_CHECKING:
     import openai
@@ -444,10 +445,11 @@ class AgentClient:
         return answer
 
     def _safe_url(self) -> str:
+        """The URL as messages show it: resolved where it can be, its password masked."""
         try:
-            return self.url
+            return masked(self.url)
         except ResumableStop:
-            return self.endpoint.base_url
+            return masked(self.endpoint.base_url)
 
 
 def _brief(e: openai.APIStatusError) -> str:

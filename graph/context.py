@@ -50,6 +50,7 @@ from agenttts.environment.task import INT_MAX
 from agenttts.errors import InputError
 from agenttts.llm import AgentEndpoint
 from agenttts.prompting import INSIGHTS
+from agenttts.urls import lost_password, masked
 
 if TYPE_CHECKING:
     from agenttts.proposers.base import ProposerSettings
@@ -170,6 +171,16 @@ def _items_among(choices: tuple[Any, ...]) -> Callable[[list[Any], ValidationInf
     return check
 
 
+def _password_kept(value: str, info: ValidationInfo) -> str:
+    """A URL that can connect: not one a thread recorded, whose password was masked."""
+    if lost_password(value):
+        raise ValueError(
+            f"{info.field_name} {value}: a thread records no password (agenttts never stores "
+            "one), so give the URL with it again (--agent-base-url)"
+        )
+    return value
+
+
 def _writable_folder(value: str, info: ValidationInfo) -> str:
     """A folder that can be made (or is there) and written: the report is written after the
     whole search, too late to find out."""
@@ -207,7 +218,7 @@ class Context(BaseModel):
         defines_search=True,
     )
     agent_model: str = agent_setting("model", defines_search=True)
-    agent_base_url: str = agent_setting("base_url")
+    agent_base_url: str = agent_setting("base_url", check=_password_kept)
     agent_api_key_env: str | None = agent_setting(
         "api_key_env", metavar="NAME", aliases=("--agent-key-env",)
     )
@@ -343,9 +354,13 @@ class Context(BaseModel):
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-plain, for the state's record of the settings a run started with (values as held,
-        copied: the record never shares a list with these settings)."""
+        """JSON-plain, the values as held (copied: never sharing a list with these settings)."""
         return copy.deepcopy(dict(self))
+
+    def record(self) -> dict[str, Any]:
+        """What a thread records of the settings it started with (the state's `settings`, and so
+        the report): `to_dict` with no password in the agent's URL (`urls.masked`)."""
+        return {**self.to_dict(), "agent_base_url": masked(self.agent_base_url)}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Context:

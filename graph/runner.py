@@ -133,7 +133,7 @@ def run_search(
                 cfg, {"stop_reason": None, "test_result": None, "report": None}, "check_stop"
             )
 
-        inp = None if resumed else {"task": task_ref, "settings": settings.to_dict()}
+        inp = None if resumed else {"task": task_ref, "settings": settings.record()}
         modes = ["updates", "tasks"] if on_start is not None else ["updates"]
         try:
             for mode, chunk in graph.stream(

@@ -5,7 +5,7 @@ LangGraph's Postgres checkpointer (the `postgres` extra: langgraph-checkpoint-po
 anything else is a SQLite file path. Everything above this module (search, resume, runs, show,
 bench, the writer lock) asks it for a checkpointer or a connection and never cares which it got.
 A password belongs in ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads both); one written into the URL
-is masked wherever agenttts prints the URL (`display`).
+is masked wherever agenttts prints the URL (`display`, by `agenttts.urls.masked` as every URL).
 
 A `--db` is agenttts' alone: one that holds tables the checkpointer and the writer lock do not
 create (another application's database, a sample cache) is refused before anything is written to
@@ -25,7 +25,6 @@ from contextlib import ExitStack, contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -33,6 +32,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from agenttts.environment.user_files import file_kind
 from agenttts.errors import InputError
 from agenttts.graph.state import GROWING
+from agenttts.urls import masked
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 #: How long a SQLite writer waits for another process's write to end (several searches, one file).
@@ -52,18 +52,8 @@ def is_postgres(db: str | Path) -> bool:
 
 
 def display(db: str | Path) -> str:
-    """`db` as messages may print it: a PostgreSQL URL without its password."""
-    if not is_postgres(db):
-        return str(db)
-    parts = urlsplit(str(db))
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*"
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    """`db` as messages may print it: a PostgreSQL URL without its password (`urls.masked`)."""
+    return masked(str(db)) if is_postgres(db) else str(db)
 
 
 def sqlite_path(db: str | Path) -> Path:

@@ -31,7 +31,7 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     proposer = common.proposer_for(settings)
     update: dict[str, Any] = {
         "iteration": 0,
-        "settings": state.get("settings") or settings.to_dict(),
+        "settings": state.get("settings") or settings.record(),
     }
     racing.check(task, settings.racing)  # racing on an aggregate-only executor: input error
     planned = proposer.initial_configs(task)

@@ -48,6 +48,7 @@ from agenttts.errors import (
     ResumableStop,
     TrialError,
 )
+from agenttts.urls import masked
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -186,6 +187,7 @@ class Replica:
 
     def __init__(self, base_url: str, *, api_key: str, max_concurrency: int, timeout_s: float):
         self.base_url = base_url.rstrip("/")
+        self.shown = masked(self.base_url)  # in messages, logs and cache keys: no password
         self.max_concurrency = max_concurrency
         self.stats = EndpointStats()
         self.load = 0  # requests routed here and not finished (queued for the limit included)
@@ -268,7 +270,8 @@ class _Member:
 
     @property
     def url(self) -> str:
-        return self.replica.base_url
+        """The replica as messages, logs and the cache key name it (`Replica.shown`)."""
+        return self.replica.shown
 
 
 class _Spent(AgentTTSError):
@@ -655,7 +658,9 @@ class Endpoints:
         if entry is not None and entry.revision is not None:
             return model_identity(served, revision=entry.revision)
         if cache is not None:
-            urls = [u.rstrip("/") for u in self.declared_urls(name, endpoint) if u != "embedded"]
+            urls = [
+                masked(u.rstrip("/")) for u in self.declared_urls(name, endpoint) if u != "embedded"
+            ]
             return cache.identity_of(served, servers=urls)
         return await self.client(name, endpoint).identify()
 
@@ -675,7 +680,7 @@ class Endpoints:
 
     def replica_stats(self) -> dict[str, EndpointStats]:
         """Each server's requests, every model together."""
-        return {url: r.stats for url, r in self._replicas.items()}
+        return {r.shown: r.stats for r in self._replicas.values()}
 
     async def aclose(self) -> None:
         """Close every connection; a later `client` opens new ones."""

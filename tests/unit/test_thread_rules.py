@@ -3,6 +3,7 @@ Studio or HTTP run), and how `runs` shows a stopped one."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from agenttts.archive import Archive
 from agenttts.environment.registry import make_executor
 from agenttts.environment.task_loading import load_task
-from agenttts.errors import InputError
+from agenttts.errors import InputError, ResumableStop
 from agenttts.graph.context import Context
 from agenttts.graph.graph import make_graph
 from agenttts.graph.runner import (
@@ -29,6 +30,9 @@ from agenttts.graph.runner import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
 from search_cli import comparable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
+from openai_server import CannedServer, Reply
 
 
 @pytest.fixture
@@ -162,3 +166,28 @@ def test_a_thread_with_results_but_no_checkpoint_after_them_resumes_not_ends(
     resumed = run_search(task_file, "t", db, overrides)
     assert resumed.resumed and resumed.finished
     assert comparable(resumed.values) == comparable(reference.values)
+
+
+def test_a_password_in_the_agent_url_is_used_but_never_stored_or_printed(tmp_path, task_file):
+    """`--agent-base-url http://user:secret@host/v1` was kept verbatim in the checkpoint's
+    settings and report.json, and printed in error lines: masked everywhere, as the PostgreSQL
+    URL is, and asked for again when the thread resumes."""
+    db = tmp_path / "db.sqlite"
+    agent = {"proposer": "agenttts", "agent_model": "canned", "max_iterations": 1}
+    with CannedServer([Reply("no JSON here")]) as srv:  # unusable: recorded, the insight tops up
+        url = srv.url.replace("http://", "http://agent:s3cret@")
+        out = run_search(task_file, "p", db, settings(tmp_path, agent_base_url=url, **agent))
+        used = {h.get("Authorization") for h in srv.headers}
+        assert used == {f"Basic {base64.b64encode(b'agent:s3cret').decode()}"}  # it connected so
+        with pytest.raises(InputError, match=r"a thread records no password.*--agent-base-url"):
+            run_search(task_file, "p", db, {"max_iterations": 2})  # the URL is not in the thread
+        again = run_search(task_file, "p", db, {"max_iterations": 2, "agent_base_url": url})
+    assert out.finished and again.resumed and again.finished
+    assert again.values["settings"]["agent_base_url"] == url.replace("s3cret", "***")
+    written = [db, *tmp_path.glob("db.sqlite-*"), *(tmp_path / "r").rglob("*.*")]
+    assert len(written) > 3 and not [f for f in written if b"s3cret" in f.read_bytes()]
+    dead = "http://agent:s3cret@127.0.0.1:9/v1"
+    with pytest.raises(ResumableStop) as stop:
+        run_search(task_file, "q", db, settings(tmp_path, agent_base_url=dead, **agent))
+    assert "agent endpoint http://agent:***@127.0.0.1:9/v1 could not be reached" in str(stop.value)
+    assert "s3cret" not in str(stop.value) and "s3cret" not in str(list_runs(db))
