@@ -42,9 +42,9 @@ SQLITE_BUSY_TIMEOUT_S = 60
 PG_SETUP_LOCK_KEY = 0x61677454_7453
 #: agenttts' own table beside the checkpoints (`writer_lock`).
 WRITERS_TABLE = "agenttts_writers"
-#: SQLite's primary result codes of a file that cannot be opened or written where it lies (no
-#: permission, read-only, I/O error, disk full, cannot open), as opposed to a damaged one.
-_SQLITE_CANNOT_USE = {3: "no permission", 8: "read-only", 10: "I/O error", 13: "full", 14: "open"}
+#: SQLite's primary result codes of a file that cannot be opened or written where it lies
+#: (SQLITE_PERM, _READONLY, _IOERR, _FULL, _CANTOPEN), as opposed to a damaged one.
+_SQLITE_CANNOT_USE = frozenset({3, 8, 10, 13, 14})
 
 
 def is_postgres(db: str | Path) -> bool:
