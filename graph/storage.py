@@ -108,7 +108,8 @@ class GrowingLists(BaseCheckpointSaver):
     each step's appended items are stored once, as that step's writes, and LangGraph rebuilds a
     list from the writes since the nearest snapshot. It also stores a snapshot of the whole list
     every `state.SNAPSHOT_EVERY` appends or 5,000 supersteps, to bound that replay; at 10,000
-    trials one such checkpoint held the whole archive (8.5 MB), so growth turned quadratic. Here
+    trials one such checkpoint held the whole archive (6.5 MB in `perf/bench_archive_growth.py`),
+    so growth turned quadratic. Here
     such snapshots are dropped: every checkpoint is bounded by what its step added, and reading a
     thread replays all of its writes (which reading the whole archive costs anyway). A snapshot
     is kept where it carries meaning: the first checkpoint of a fork off a checkpoint whose
