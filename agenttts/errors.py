@@ -52,3 +52,14 @@ class AgentError(AgentTTSError, RuntimeError):
 class TrialError(AgentTTSError, RuntimeError):
     """One trial failed for good (a request still failing after its retries, a sample missing
     from a cache-only replay): recorded on that trial, never stopping the search."""
+
+
+class UserCodeError(InputError):
+    """Every item of a trial failed with the same error raised at the same line of the task's own
+    code (its pipeline, graph or metric): a bug that no configuration can score past, not a
+    transient fault, so the search stops at once instead of spending on more trials. Exit 2; the
+    thread stays saved and continues once the code is fixed."""
+
+
+#: What an executor lets through instead of recording it as a failed trial: these stop the run.
+STOPS_THE_RUN: tuple[type[AgentTTSError], ...] = (ResumableStop, UserCodeError)

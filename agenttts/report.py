@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +27,86 @@ def _metrics(metrics: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()) or "-"
 
 
-def archive_rows(trials: Sequence[Trial]) -> list[list[str]]:
-    """One row per trial: id, iteration, phase, status, configuration, score, costs (the
-    configuration's nominal and measured per query; the search's: budget units x items), note."""
+#: Two scores closer than this many standard errors of their difference are within noise of
+#: each other (about 95% two-sided for a normal difference).
+NOISE_Z = 2.0
+#: Built-in metrics that score each item 0 or 1: their mean reads as k/n items right.
+ZERO_ONE_METRICS = frozenset({"em", "accuracy", "contains", "numeric", "pass@tests"})
+
+
+@dataclass(frozen=True)
+class ScoreNoise:
+    """How much a trial's score could move on another sample of items: its standard error over
+    the `items` it was evaluated on, and for a 0/1 metric the `right` ones (k of k/n)."""
+
+    score: float
+    se: float
+    items: int
+    right: int | None = None
+
+    def text(self) -> str:
+        head = f"{self.score:.4g}" if self.right is None else f"{self.right}/{self.items}"
+        return f"{head} ±{self.se:.2g}"
+
+    def within(self, best: ScoreNoise) -> bool:
+        """Whether this score is within noise of `best`'s: closer than `NOISE_Z` standard errors
+        of the difference (unpaired, so conservative for two trials on the same items)."""
+        return best.score - self.score <= NOISE_Z * math.hypot(self.se, best.se)
+
+
+def score_noise(t: Trial, metric: str | None = None) -> ScoreNoise | None:
+    """The standard error of a trial's score over its items: from its per-item scores when it has
+    them, else sqrt(p(1 - p) / n), exact for a 0/1 metric and an upper bound for any metric in
+    [0, 1] (F1). None without a score, or for a score outside [0, 1] with no per-item scores."""
+    n = t.items_evaluated
+    if t.score is None or n <= 0:
+        return None
+    per_item = t.item_scores if t.item_scores and len(t.item_scores) == n else None
+    if per_item is not None:
+        se = statistics.stdev(per_item) / math.sqrt(n) if n > 1 else 0.0
+        zero_one = all(v in (0.0, 1.0) for v in per_item)
+    elif 0.0 <= t.score <= 1.0:
+        se = math.sqrt(t.score * (1.0 - t.score) / n)
+        zero_one = metric in ZERO_ONE_METRICS
+    else:
+        return None
+    k = round(t.score * n)
+    right = k if zero_one and abs(t.score * n - k) < 1e-6 else None
+    return ScoreNoise(t.score, se, n, right)
+
+
+def failed_items_note(details: Mapping[str, Any]) -> str:
+    """Items of a trial that failed or timed out, with the first error ("" when none did)."""
+    failed = details.get("failed_items")
+    if not failed:
+        return ""
+    timed_out = details.get("timed_out_items")
+    late = f", {timed_out} timed out" if timed_out else ""
+    first = details.get("first_item_error")
+    return f"{failed}/{details.get('items', '?')} items failed{late}; first: {first}"
+
+
+def archive_rows(trials: Sequence[Trial], metric: str | None = None) -> list[list[str]]:
+    """One row per trial: id, iteration, phase, status, configuration, score with its standard
+    error (`score_noise`; `metric` names the main metric), how it stands against the best (the
+    best, or within noise of it: "≈"), costs (the configuration's nominal and measured per
+    query; the search's: budget units x items), note (failed items, repairs, a partial race)."""
+    best = Archive(trials).best()
+    top = score_noise(best, metric) if best is not None else None
     rows = []
     for t in trials:
-        note = t.error or ""
+        note = "; ".join(x for x in (t.error, failed_items_note(t.details)) if x)
         made_by = origin(t.rationale)
         if made_by:  # not the agent's proposal as it stood: say so where the trial is listed
             note = f"{made_by}; {note}"
         if t.status != "rejected" and t.fidelity < 1.0:
             note = f"partial: {t.items_evaluated}/{t.split_size} items (raced out); {note}"
+        noise = score_noise(t, metric)
+        standing = ""
+        if best is not None and t.trial_id == best.trial_id:
+            standing = "best"
+        elif noise is not None and top is not None and t.fidelity >= 1.0 and noise.within(top):
+            standing = "≈"
         rows.append(
             [
                 str(t.trial_id),
@@ -43,11 +114,12 @@ def archive_rows(trials: Sequence[Trial]) -> list[list[str]]:
                 t.phase,
                 t.status,
                 t.config.short(),
-                "-" if t.score is None else f"{t.score:.4g}",
+                "-" if noise is None else noise.text(),
+                standing,
                 _cost(t.nominal_cost if t.status != "rejected" else None),
                 _cost(t.measured_cost),
                 _cost(t.search_cost if t.status != "rejected" else None),
-                note[:120].rstrip("; "),
+                note[:160].rstrip("; "),
             ]
         )
     return rows
@@ -59,12 +131,20 @@ ARCHIVE_HEADER = [
     "phase",
     "status",
     "configuration",
-    "score",
+    "score ±se",
+    "vs best",
     "cost",
     "measured",
     "search cost",
     "note",
 ]
+
+#: What the archive table's score and "vs best" columns mean, printed under it.
+ARCHIVE_LEGEND = (
+    f"score ±se: the main metric (k/n items right for a 0/1 metric) and its standard error over "
+    f"the items; ≈: within noise of the best (less than {NOISE_Z:g} standard errors of the "
+    "difference below it), so the data do not tell them apart"
+)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -90,7 +170,25 @@ def _trial_summary(t: Trial | None) -> dict[str, Any] | None:
         "measured_cost": t.measured_cost,
         "stages": {k: v.model_dump(mode="json") for k, v in t.stages.items()},
         "error": t.error,
+        "failed_items": failed_items_note(t.details) or None,
     }
+
+
+def best_noise(archive: Archive, metric: str | None) -> dict[str, Any] | None:
+    """The best score's standard error, and the trials within noise of it (`ScoreNoise.within`):
+    on a small split several configurations are often indistinguishable from the best."""
+    best = archive.best()
+    top = score_noise(best, metric) if best is not None else None
+    if best is None or top is None:
+        return None
+    close = [
+        t.trial_id
+        for t in archive.full().scored()
+        if t.trial_id != best.trial_id
+        and (n := score_noise(t, metric)) is not None
+        and n.within(top)
+    ]
+    return {"se": top.se, "items": top.items, "right": top.right, "within_noise": close}
 
 
 def search_cost(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,11 +256,15 @@ def build_report(
             "executed": len(archive.executed()),
             "failed": len(archive.failed()),
             "rejected": len(archive.rejected()),
+            "with_failed_items": sum(
+                1 for t in archive.executed() if t.details.get("failed_items")
+            ),
         },
         "agent_usage": dict(state.get("agent_usage") or {}),
         "agent_failures": list(state.get("agent_failures") or []),
         "search_cost": search_cost(state),
         "best": _trial_summary(archive.best()),
+        "best_noise": best_noise(archive, getattr(task, "main_metric", None)),
         "test": _trial_summary(test),
         # A train-only task says so where its test result would be (None: it has a test split).
         "no_test_split": NO_TEST_SPLIT
@@ -186,7 +288,8 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
         f"- thread: `{report.get('thread_id')}`; proposer: `{report.get('proposer')}`",
         f"- budget: {task.get('budget')}; main metric: `{task.get('main_metric')}`",
         f"- stopped: {report.get('stop_reason')} after {report['iterations']} iteration(s)",
-        f"- trials: {report['trials']['executed']} executed ({report['trials']['failed']} failed), "
+        f"- trials: {report['trials']['executed']} executed ({report['trials']['failed']} failed, "
+        f"{report['trials'].get('with_failed_items', 0)} with failed or timed-out items), "
         f"{report['trials']['rejected']} proposals rejected",
     ]
     usage = report.get("agent_usage") or {}
@@ -215,7 +318,7 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
                     _metrics(r["metrics"]),
                     _cost(r["nominal_cost"]),
                     _cost(r["measured_cost"]),
-                    r.get("error") or "",
+                    "; ".join(x for x in (r.get("error"), r.get("failed_items")) if x),
                 ]
             )
         cfg = ", ".join(f"{k}: {v['model']} x {v['samples']}" for k, v in best["config"].items())
@@ -223,6 +326,21 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
         lines.append(
             markdown_table(["split", "metrics", "cost (nominal)", "cost (measured)", "error"], rows)
         )
+        noise = report.get("best_noise")
+        if noise:
+            close = noise["within_noise"]
+            lines += [
+                "",
+                f"Its training score's standard error is {noise['se']:.2g} over {noise['items']} "
+                "items; "
+                + (
+                    f"trial(s) {', '.join(map(str, close))} score within noise of it "
+                    f"(less than {NOISE_Z:g} standard errors of the difference): the data do not "
+                    "tell them apart."
+                    if close
+                    else "no other trial is within noise of it."
+                ),
+            ]
     if report.get("preferences"):
         lines += ["", "## Model preferences (insight 1)", ""]
         lines += [f"- {k}: {v}" for k, v in report["preferences"].items()]
@@ -231,7 +349,8 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
     lines += ["", "## Guidelines", "", report.get("guidelines") or "(none)"]
     lines += ["", "## Scores and cost per trial", "", "![scores and costs](best_so_far.png)"]
     if archive:
-        lines += ["", "## Archive", "", markdown_table(ARCHIVE_HEADER, archive_rows(archive))]
+        rows = archive_rows(archive, task.get("main_metric"))
+        lines += ["", "## Archive", "", markdown_table(ARCHIVE_HEADER, rows), "", ARCHIVE_LEGEND]
     return "\n".join(lines) + "\n"
 
 
@@ -254,10 +373,10 @@ def report_figure(report: Mapping[str, Any], archive: Archive) -> Any:
     import matplotlib.pyplot as plt
 
     executed = archive.executed()
-    xs = list(range(1, len(executed) + 1))
-    inits = len(executed.in_phase("init"))
+    xs = [t.trial_id for t in executed]  # the archive's own ids (from 0), as `show` lists them
+    inits = executed.in_phase("init")
     task = report["task"]
-    fig, (top, low) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(3, 2))
+    fig, (top, low) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=(3, 2))
     fig.suptitle(f"{task.get('name') or task.get('ref')} — {report.get('proposer')}")
     scored = [(x, t.score) for x, t in zip(xs, executed, strict=True) if t.score is not None]
     if not scored:
@@ -279,12 +398,14 @@ def report_figure(report: Mapping[str, Any], archive: Archive) -> Any:
         if task.get("budget") is not None:
             low.axhline(task["budget"], color="red", linestyle="--", label="budget")
         low.set_ylabel("cost (budget units)")
-        low.set_xlabel("executed trials")
+        low.set_xlabel("trial id (as in `agenttts show`)")
     for ax in (top, low):
         if ax.axison:
             if inits:
-                ax.axvline(inits + 0.5, color="grey", linestyle=":", label="end of initialisation")
-            ax.legend(loc="lower right", fontsize="small")
+                end = inits[-1].trial_id + 0.5
+                ax.axvline(end, color="grey", linestyle=":", label="end of initialisation")
+            # beside the axes, never over the points
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     return fig
 

@@ -28,7 +28,7 @@ from agenttts.environment.space import Config, config_cost, config_problems, sta
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Problem, Task
 from agenttts.environment.user_files import validation_problems
-from agenttts.errors import InputError, ResumableStop
+from agenttts.errors import STOPS_THE_RUN, InputError
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -239,7 +239,8 @@ class Executor(ABC):
     each configuration against the task once: one with a problem is a failed result there, nothing
     spent, and never reaches the subclass. The valid ones go to `_evaluate_batch` together, under
     one guard: an exception it raises fails those configurations (recorded as their `error`; the
-    batch is never lost), except a `ResumableStop`, which stops the run to be continued later.
+    batch is never lost), except a `ResumableStop` or a `UserCodeError` (`STOPS_THE_RUN`), which
+    stop the run to be continued later.
     Executors that answer one configuration at a time derive from `PerConfigExecutor` instead and
     implement `_evaluate`.
 
@@ -322,7 +323,7 @@ class Executor(ABC):
                     f"{type(self).__name__} returned {len(results)} result(s) for "
                     f"{len(configs)} configuration(s)"
                 )
-        except ResumableStop:
+        except STOPS_THE_RUN:
             raise
         except Exception as e:  # a failed trial is data for the search, not a crash
             return [self._failed(c, split, e, time.perf_counter() - start) for c in configs]
@@ -389,7 +390,7 @@ class PerConfigExecutor(Executor):
         start = time.perf_counter()
         try:
             result = await self._evaluate(config, split, items)
-        except ResumableStop:
+        except STOPS_THE_RUN:
             raise
         except Exception as e:  # a failed trial is data for the search, not a crash
             result = self._failed(config, split, e)

@@ -347,7 +347,9 @@ class EndpointClient:
                 served = ", ".join(str(c.get("id")) for c in listed) or "nothing"
                 raise ResumableStop(
                     f"{m.url} does not serve model {self.model!r} (it serves: {served}); "
-                    "nothing was run",
+                    "nothing was run. If the task's model is another name for one of these "
+                    "(several task models on one server), give its deployment entry "
+                    "`served_name:` (see the README, Real vLLM endpoints)",
                     resume_when=f"{m.url} serves model {self.model!r}",
                 )
             cards[m.url] = card

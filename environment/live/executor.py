@@ -23,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import json
 import threading
 import time
+import traceback
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from pydantic import Field
@@ -40,29 +43,35 @@ from agenttts.environment.executor import (
     parse_settings,
 )
 from agenttts.environment.live.sampler import Sampler, SamplerSettings
-from agenttts.environment.live.scoring import ScoringSettings
+from agenttts.environment.live.scoring import ScoringSettings, gold_of
 from agenttts.environment.live.stages import (
     ITEM_CLOCK,
+    ITEM_OUTPUTS,
     ItemClock,
     Stages,
     TrialRun,
     split_settings,
 )
+from agenttts.environment.live.stall import LoopBlocked, StallWatch
 from agenttts.environment.space import Config, config_cost
 from agenttts.environment.splits import Split
 from agenttts.environment.task import ModelChoice, Problem, Task
-from agenttts.errors import InputError, ResumableStop
+from agenttts.errors import InputError, ResumableStop, TrialError, UserCodeError
 from agenttts.progress import ItemProgress
 
 
-async def _within_own_time(work: Awaitable[Any], timeout: float, clock: ItemClock) -> Any:
+async def _within_own_time(
+    work: Awaitable[Any], timeout: float, clock: ItemClock, stalled: Callable[[], float] = float
+) -> Any:
     """`work`'s result, or TimeoutError once its own time (`clock`: waits for samples do not
-    count) passes `timeout`: a hung pipeline is stopped, a long queue at an endpoint is not."""
+    count, nor `stalled()` time the loop was held by some item) passes `timeout`: a hung pipeline
+    is stopped, a long queue at an endpoint is not."""
     ITEM_CLOCK.set(clock)  # this item's context: its draws, and threads it starts, see it
+    held = stalled()
     job = asyncio.ensure_future(work)
     try:
         while True:
-            left = timeout - clock.own_seconds()
+            left = timeout - clock.own_seconds() + (stalled() - held)
             if left <= 0:
                 raise TimeoutError
             done, _ = await asyncio.wait({job}, timeout=left)
@@ -88,6 +97,44 @@ class PipelineSettings(SamplerSettings, ScoringSettings):
     max_failed_share: float = Field(
         default=0.5, ge=0, le=1, description="more items failing than this fails the trial"
     )
+    record_items: bool = Field(
+        default=False,
+        description="keep each item's prediction, gold, scores and stage outputs in the result "
+        "(`details.records`: `evaluate --items`, `show THREAD TRIAL`); a search keeps none",
+    )
+
+
+@dataclass
+class ItemOutcome:
+    """One item's end: its scores, or why it failed (its own fault only; else the trial fails),
+    with where its code raised (`None` for a timeout), and what it predicted from which samples."""
+
+    scores: dict[str, float] | None = None
+    error: str | None = None
+    raised_at: str | None = None
+    timed_out: bool = False  # its own time ran out, or its code held the loop too long
+    prediction: Any = None
+    outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.scores is None
+
+
+def raised_at(e: BaseException) -> str:
+    """The exception's type and the line that raised it: items failing with the same one share a
+    bug (their messages may differ, e.g. naming the item)."""
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    return f"{type(e).__name__} at {where}"
+
+
+def _plain(value: Any) -> Any:
+    """A prediction as JSON holds it (its repr when it is no JSON value)."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 class Program(Protocol):
@@ -147,6 +194,7 @@ class PipelineExecutor(PerConfigExecutor):
         self.live = parsed
         self._sampler: Sampler | None = None
         self._program: Program | None = None
+        self._stall: StallWatch | None = None
 
     # --- what subclasses provide ---------------------------------------------------------------
     @classmethod
@@ -226,7 +274,8 @@ class PipelineExecutor(PerConfigExecutor):
         loop = asyncio.get_running_loop()
         loop.set_default_executor(_DaemonThreads(max_workers=1))
         await self.sampler.check_endpoints(self._choices(configs))
-        return await super()._evaluate_batch(configs, split, items)
+        async with StallWatch(self.live.item_timeout_s) as self._stall:
+            return await super()._evaluate_batch(configs, split, items)
 
     def split_size(self, split: Split) -> int:
         """Items in a split (`HasItems`: racing runs the pipeline on a subset of them)."""
@@ -273,7 +322,19 @@ class PipelineExecutor(PerConfigExecutor):
         result = self._result(config, split, run, names, outcomes, time.perf_counter() - start)
         if subset is not None and result.ok:  # a failed item scores 0, as in the mean
             main = self.task.main_metric
-            result.item_scores = [0.0 if isinstance(o, str) else o[main] for o in outcomes]
+            result.item_scores = [0.0 if o.scores is None else o.scores[main] for o in outcomes]
+        if self.live.record_items:
+            result.details["records"] = [
+                {
+                    "id": name,
+                    "prediction": _plain(o.prediction),
+                    "gold": _plain(gold_of(item, self.live, None)),
+                    "scores": o.scores,
+                    "error": o.error,
+                    "outputs": o.outputs,
+                }
+                for name, item, o in zip(names, items, outcomes, strict=True)
+            ]
         return result
 
     async def predict(self, program: Program, run: TrialRun, item: dict[str, Any]) -> Any:
@@ -282,8 +343,9 @@ class PipelineExecutor(PerConfigExecutor):
         request of its own that failed for good raises that, even if the item's code caught it."""
         run.enter()
         clock = ItemClock()
+        stalled = self._stall.stalled_s if self._stall is not None else float
         prediction = await _within_own_time(
-            program.predict(item, run.stages), self.live.item_timeout_s, clock
+            program.predict(item, run.stages), self.live.item_timeout_s, clock, stalled
         )
         if run.fatal is not None:
             raise run.fatal
@@ -291,22 +353,28 @@ class PipelineExecutor(PerConfigExecutor):
             raise clock.failure
         return prediction
 
-    async def _item(
-        self, program: Program, run: TrialRun, item: dict[str, Any]
-    ) -> dict[str, float] | str:
+    async def _item(self, program: Program, run: TrialRun, item: dict[str, Any]) -> ItemOutcome:
         """The item's scores, or why it failed (its own fault only; else the trial fails)."""
+        out = ItemOutcome()
+        ITEM_OUTPUTS.set(out.outputs if self.live.record_items else None)
         timeout = self.live.item_timeout_s
         try:
-            prediction = await self.predict(program, run, item)
-            return await program.score(prediction, item)
+            out.prediction = await self.predict(program, run, item)
+            out.scores = await program.score(out.prediction, item)
         except ResumableStop:
             raise
         except Exception as e:
             if run.fatal is not None:
                 raise run.fatal from None
             if isinstance(e, TimeoutError):
-                return f"timed out after {timeout:g} s"
-            return f"{type(e).__name__}: {e}"
+                out.error, out.timed_out = f"timed out after {timeout:g} s", True
+            elif isinstance(e, LoopBlocked) and self._stall is not None:
+                out.error, out.timed_out = f"LoopBlocked: {self._stall.cause}", True
+            elif isinstance(e, TrialError):  # a request of its own failed: not the code's fault
+                out.error = f"{type(e).__name__}: {e}"
+            else:
+                out.error, out.raised_at = f"{type(e).__name__}: {e}", raised_at(e)
+        return out
 
     def _result(
         self,
@@ -314,13 +382,13 @@ class PipelineExecutor(PerConfigExecutor):
         split: Split,
         run: TrialRun,
         names: Sequence[str],
-        outcomes: Sequence[Mapping[str, float] | str],
+        outcomes: Sequence[ItemOutcome],
         seconds: float,
     ) -> TrialResult:
         metric_names = list(self.task.metrics)
-        failed = [(names[i], o) for i, o in enumerate(outcomes) if isinstance(o, str)]
+        failed = [(names[i], o) for i, o in enumerate(outcomes) if o.failed]
         zero = dict.fromkeys(metric_names, 0.0)
-        scores = [zero if isinstance(o, str) else o for o in outcomes]
+        scores = [o.scores or zero for o in outcomes]
         metrics = {k: sum(s[k] for s in scores) / len(scores) for k in metric_names}
         stages = self.stage_reports(config, run.tallies)
         measured = [r.measured_cost for r in stages.values() if r.measured_cost is not None]
@@ -330,12 +398,23 @@ class PipelineExecutor(PerConfigExecutor):
         }
         error = None
         if failed:
-            first = f"item {failed[0][0]}: {failed[0][1]}"
+            first = f"item {failed[0][0]}: {failed[0][1].error}"
+            bugs = {o.raised_at for _, o in failed}
+            if len(failed) == len(outcomes) and len(bugs) == 1 and None not in bugs:
+                raise UserCodeError(
+                    f"every item ({len(outcomes)}) of {config.short()} on the {split} split failed "
+                    f"with one error of the task's own code (pipeline or metric), {bugs.pop()}; "
+                    f"{first}. No configuration can score past it: fix the code (`agenttts task "
+                    "validate --dry-run TASK` runs one item)"
+                )
+            timed_out = sum(1 for _, o in failed if o.timed_out)
             details.update(
                 failed_items=len(failed),
                 first_item_error=first,
                 failed_item_ids=[i for i, _ in failed],
             )
+            if timed_out:
+                details["timed_out_items"] = timed_out
             if len(failed) > self.live.max_failed_share * len(outcomes):
                 error = (
                     f"{len(failed)} of {len(outcomes)} items failed "

@@ -12,6 +12,10 @@ fields) and read at `output:` (a state key; default: the whole final state). The
 its models only through `stages[name]` (`sample()`, `chat_model()`), so each trial's
 configuration, the sample cache and the token accounting apply without it knowing.
 
+An async function, and a graph's async nodes, run on the trial's event loop with every other item:
+they must await (a blocking call there stalls every item; `stall.StallWatch` names the line and
+fails the item). A plain function, and a graph's sync nodes, run in threads, where blocking is fine.
+
 Checked before any spend: the module imports, the object has a usable shape and signature, the
 data parses, the metrics exist, and every `stages["..."]` the pipeline's module names literally is
 a declared stage (one it builds at run time is caught when it is asked for, failing its trial).
@@ -36,7 +40,7 @@ from agenttts.environment.live.loading import import_spec, load_items, load_obje
 from agenttts.environment.live.scoring import DataProgram, Scorer
 from agenttts.environment.live.stages import Stages
 from agenttts.environment.task import Problem, Task
-from agenttts.errors import InputError
+from agenttts.errors import AgentTTSError, InputError
 
 
 class PythonSettings(PipelineSettings):
@@ -114,7 +118,22 @@ class PythonProgram(DataProgram, Program):
         state_in = {k: item[v] for k, v in mapping.items()} if mapping else dict(item)
         state = await self.obj.ainvoke(state_in)
         key = self.settings.output
-        return state[key] if key else state
+        if key is None:
+            return state
+        if key not in state:
+            keys = ", ".join(map(repr, state)) if isinstance(state, dict) else type(state).__name__
+            raise MissingOutput(
+                f"the graph's final state has no key {key!r} (environment.settings.output); its "
+                f"keys: {keys}"
+            )
+        return state[key]
+
+
+class MissingOutput(AgentTTSError, KeyError):
+    """The state key named by `output:` is not in the graph's final state."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class PythonExecutor(PipelineExecutor):

@@ -42,12 +42,20 @@ class ScoringSettings(BaseModel):
     test_timeout_s: float = Field(default=10.0, gt=0, description="pass@tests: per solution")
 
 
-def _gold(item: Mapping[str, Any], settings: ScoringSettings) -> Any:
-    if settings.gold is not None:
+_NO_GOLD = object()
+
+
+def gold_of(item: Mapping[str, Any], settings: ScoringSettings, default: Any = _NO_GOLD) -> Any:
+    """The item's accepted answer(s); KeyError without one, unless a `default` is given."""
+    if settings.gold is not None and settings.gold in item:
         return item[settings.gold]
-    for name in GOLD_FIELDS:
+    for name in () if settings.gold is not None else GOLD_FIELDS:
         if name in item:
             return item[name]
+    if default is not _NO_GOLD:
+        return default
+    if settings.gold is not None:
+        raise KeyError(settings.gold)
     raise KeyError(f"the item has no gold field (tried {', '.join(GOLD_FIELDS)}; set `gold:`)")
 
 
@@ -67,14 +75,23 @@ def _pass_at_tests(prediction: Any, item: Mapping[str, Any], s: ScoringSettings)
 Builtin = Callable[[Any, Mapping[str, Any], ScoringSettings], float]
 
 BUILTIN_METRICS: dict[str, tuple[Builtin, str]] = {
-    "em": (lambda p, i, s: m.exact_match(_text(p), _gold(i, s)), "exact match (SQuAD-normalised)"),
-    "f1": (lambda p, i, s: m.token_f1(_text(p), _gold(i, s)), "token F1 (SQuAD-normalised)"),
-    "accuracy": (lambda p, i, s: m.accuracy(p, _gold(i, s)), "label equality (trimmed, any case)"),
+    "em": (
+        lambda p, i, s: m.exact_match(_text(p), gold_of(i, s)),
+        "exact match (SQuAD-normalised)",
+    ),
+    "f1": (lambda p, i, s: m.token_f1(_text(p), gold_of(i, s)), "token F1 (SQuAD-normalised)"),
+    "accuracy": (
+        lambda p, i, s: m.accuracy(p, gold_of(i, s)),
+        "label equality (trimmed, any case)",
+    ),
     "contains": (
-        lambda p, i, s: m.contains(_text(p), _gold(i, s)),
+        lambda p, i, s: m.contains(_text(p), gold_of(i, s)),
         "the gold occurs in the answer",
     ),
-    "numeric": (lambda p, i, s: m.numeric_match(p, _gold(i, s)), "the last number equals the gold"),
+    "numeric": (
+        lambda p, i, s: m.numeric_match(p, gold_of(i, s)),
+        "the last number equals the gold",
+    ),
     "pass@tests": (_pass_at_tests, "the predicted code passes every test of the item (sandboxed)"),
 }
 

@@ -146,6 +146,11 @@ class ItemClock:
 
 #: The item running in this context (set per item by the executor; absent outside a trial).
 ITEM_CLOCK: ContextVar[ItemClock | None] = ContextVar("agenttts_item_clock", default=None)
+#: Where the item's draws are written down (stage -> [{samples, output}], as `TrialRun.outputs`),
+#: when the caller asked for each item's record (`record_items`); None otherwise.
+ITEM_OUTPUTS: ContextVar[dict[str, list[dict[str, Any]]] | None] = ContextVar(
+    "agenttts_item_outputs", default=None
+)
 
 
 def current_run() -> TrialRun:
@@ -211,15 +216,25 @@ class TrialRun:
     def tally(self, key: str) -> TokenUsage:
         return self.tallies.setdefault(key, TokenUsage())
 
+    def _written_to(self) -> dict[str, list[dict[str, Any]]] | None:
+        """Where draws are written down: the running item's record (`ITEM_OUTPUTS`: a trial that
+        keeps each item's), else this run's own when it records (`agenttts run`), else nowhere."""
+        item = ITEM_OUTPUTS.get()
+        if item is not None:
+            return item
+        return self.outputs if self.record else None
+
     def note_draw(self, key: str, samples: Sequence[Sample]) -> None:
-        if self.record:
-            self.outputs.setdefault(key, []).append({"samples": [s.text for s in samples]})
+        outputs = self._written_to()
+        if outputs is not None:
+            outputs.setdefault(key, []).append({"samples": [s.text for s in samples]})
 
     def note_output(self, key: str, value: Any) -> None:
         """The aggregate of the stage's latest draw that has none yet (a stage's code draws,
         then aggregates)."""
-        if self.record:
-            for call in reversed(self.outputs.get(key, [])):
+        outputs = self._written_to()
+        if outputs is not None:
+            for call in reversed(outputs.get(key, [])):
                 if "output" not in call:
                     call["output"] = value
                     return

@@ -25,11 +25,21 @@ import pytest
 from agenttts.environment.budget import TokenUsage, measured_stage_budget
 from agenttts.environment.live.python_pipeline import LiveExecutor
 from agenttts.environment.space import Config
+from agenttts.environment.task import Task
 from agenttts.environment.task_loading import load_task
 from agenttts.errors import ResumableStop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "live"))
-from live_task import MAX_ATTEMPTS, STALL_TIMEOUT, TASKS, cfg, executor, make_task, run
+from live_task import (
+    MAX_ATTEMPTS,
+    STALL_TIMEOUT,
+    TASKS,
+    cfg,
+    executor,
+    make_task,
+    raw_task,
+    run,
+)
 from openai_server import FaultServer
 
 pytestmark = pytest.mark.integration
@@ -194,6 +204,37 @@ def test_unknown_served_model_is_reported_before_any_compute(server, tmp_path):
     with pytest.raises(ResumableStop, match="does not serve model 'ghost'"):
         run(ex, [cfg("ok"), cfg("ghost")])
     assert sum(server.counts.values()) == 0
+
+
+def test_two_task_models_served_as_one_need_served_name_and_share_its_samples(server, tmp_path):
+    """The usual first try on a laptop: two "models" of a task on one server. Without
+    `served_name:` the check before any compute says what to write; with it both names run the
+    server's model, whose samples the cache shares (keyed on the model served, not the name)."""
+    import yaml
+
+    from agenttts.environment.task_loading import parse_task
+
+    def task_with(entry: dict[str, object]) -> Task:
+        deployment = tmp_path / "deployment.yaml"
+        models = {"small": {"params": 1e9, **entry}, "large": {"params": 7e10, **entry}}
+        deployment.write_text(yaml.safe_dump({"models": models}))
+        raw = raw_task(server.url, [])
+        raw["stages"][1]["models"] = [{"name": "small"}, {"name": "large"}]
+        raw["deployment"] = str(deployment)
+        return parse_task(raw, source="faults", base_dir=TASKS)
+
+    plain = task_with({"base_url": server.url})
+    with pytest.raises(ResumableStop, match="does not serve model 'small'") as caught:
+        run(executor(plain, tmp_path / "c.sqlite"), [cfg("small")])
+    assert "served_name:" in str(caught.value)
+    assert sum(server.counts.values()) == 0
+
+    named = task_with({"base_url": server.url, "served_name": "ok"})
+    small, large = run(executor(named, tmp_path / "c.sqlite"), [cfg("small"), cfg("large")])
+    assert small.ok and large.ok, (small.error, large.error)
+    assert server.counts["ok"] == 2  # one n=2 request per item, for both names together
+    assert small.metrics == large.metrics  # the same samples: one model behind two names
+    assert small.nominal_cost < large.nominal_cost  # priced by each name's own params
 
 
 def test_cache_only_replays_with_zero_calls_and_names_a_missing_sample(server, tmp_path):

@@ -50,6 +50,19 @@ async def flaky(item, stages):
 async def broken(item, stages):
     raise RuntimeError("bug in the pipeline")
 
+async def mostly_broken(item, stages):
+    if item["id"] != "fr":
+        raise RuntimeError(f"bug in the pipeline on {item['id']}")
+    return await answer(item, stages)
+
+async def blocks(item, stages):
+    if item["id"] == "bad":
+        time.sleep(2.5)  # a blocking call in async code: every item waits
+    return await answer(item, stages)
+
+def metric_raises(prediction, item):
+    return {"em": float(prediction == item["answer"]), "f1": 0.0}  # the field is "answers"
+
 async def hangs(item, stages):
     if item["id"] == "bad":
         await asyncio.sleep(3600)
@@ -215,11 +228,50 @@ def test_an_item_that_raises_scores_zero_and_the_trial_goes_on(stub, tmp_path):
 
 
 def test_a_trial_whose_items_mostly_fail_is_a_failed_trial(stub, tmp_path):
-    (res,), _ = run(python_task(tmp_path, stub.url, "broken"), [{"qa": ("m", 1)}], tmp_path / "c")
+    path = python_task(tmp_path, stub.url, "mostly_broken")
+    (res,), _ = run(path, [{"qa": ("m", 1)}], tmp_path / "c")
     assert not res.ok and res.error is not None
-    assert res.error.startswith("4 of 4 items failed (more than 50%); first: item ")
-    assert "RuntimeError: bug in the pipeline" in res.error
-    assert res.details["failed_items"] == 4
+    assert res.error.startswith("3 of 4 items failed (more than 50%); first: item ")
+    assert "RuntimeError: bug in the pipeline on" in res.error
+    assert res.details["failed_items"] == 3
+
+
+@pytest.mark.parametrize(
+    ("fn", "metric", "expected"),
+    [
+        ("broken", None, "RuntimeError: bug in the pipeline"),
+        ("answer", "pipes:metric_raises", "KeyError: 'answer'"),
+    ],
+)
+def test_one_code_error_on_every_item_stops_the_run(stub, tmp_path, fn, metric, expected):
+    """A bug every item hits the same way (the pipeline's or the metric's) is no trial's fault:
+    the run stops with it (exit 2) instead of recording failed trials and spending on."""
+    from agenttts.errors import UserCodeError
+
+    settings = {"metric": metric} if metric else {}
+    path = python_task(tmp_path, stub.url, fn, **settings)
+    with pytest.raises(UserCodeError, match="every item \\(4\\) of qa=mx1") as caught:
+        run(path, [{"qa": ("m", 1)}], tmp_path / "c")
+    assert expected in str(caught.value) and "pipes.py:" in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_an_async_pipeline_that_blocks_the_loop_fails_the_item_naming_the_line(
+    stub, tmp_path, monkeypatch, caplog
+):
+    """`time.sleep` in async code froze every item with no output: the stall is logged with the
+    line that blocks, and the item whose code blocks fails, saying why."""
+    from agenttts.environment.live import stall
+
+    monkeypatch.setattr(stall, "WARN_S", 0.5)
+    path = python_task(tmp_path, stub.url, "blocks", item_timeout_s=1.0)
+    with caplog.at_level("WARNING", logger="agenttts.stall"):
+        (res,), _ = run(path, [{"qa": ("m", 1)}], tmp_path / "c")
+    assert res.ok and res.metrics["em"] == 0.75, res.details  # the others went on afterwards
+    error = res.details["first_item_error"]
+    assert error.startswith("item bad: LoopBlocked: its code blocked the event loop for over 1 s")
+    assert "pipes.py:" in error and "time.sleep(2.5)" in error
+    assert any("time.sleep(2.5)" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("fn", ["hangs", "sync_hangs"])
@@ -411,3 +463,51 @@ def test_a_subset_of_the_items_runs_only_those_and_scores_each(stub, tmp_path):
     assert whole.stages["qa"].cached_samples == 2 * 3
     assert whole.search_cost == pytest.approx(per_item * 4 * (1 - 6 / 12))
     assert whole.metrics["em"] == 0.75 and whole.item_ids is None
+
+
+def test_evaluate_states_failed_items_and_lists_each_item(stub, tmp_path, capsys):
+    """Text output said `ok` while --json held `failed_items`; and nothing showed predictions.
+    Now the text states the failed items with the first error, and `--items` lists each item's
+    prediction, gold answer, scores and the samples each stage drew."""
+    from agenttts.cli.main import main
+
+    path = python_task(tmp_path, stub.url, "flaky", cache=str(tmp_path / "c.sqlite"))
+    assert main(["evaluate", str(path), "--config", '{"qa": {"model": "m", "samples": 2}}']) == 0
+    out = capsys.readouterr().out
+    assert "items: 4 evaluated; 1/4 items failed; first: item bad: ValueError: no such city" in out
+    assert "status: ok (1 item(s) failed, scored 0)" in out
+    assert "item fr:" not in out
+    config = '{"qa": {"model": "m", "samples": 2}}'
+    assert main(["evaluate", str(path), "--config", config, "--items"]) == 0
+    out = capsys.readouterr().out
+    assert 'item fr: em=1, f1=1\n  gold:       ["Paris"]\n  prediction: Paris\n' in out
+    assert "  qa (2 sample(s)): Answer: Paris | Answer: Paris\n" in out
+    assert "item bad: ValueError: no such city" in out
+
+
+def test_dry_run_catches_a_wrong_output_key_and_a_raising_metric(stub, tmp_path, capsys):
+    """One item on the cheapest configuration, before any search: a wrong `output:` key names
+    the state's keys; a metric that raises stops with exit 2 and the error."""
+    from agenttts.cli.main import main
+
+    env = {"kind": "python", "settings": {"pipeline": "lg_graph:graph", "output": "answr",
+           "cache": str(tmp_path / "c.sqlite")}}  # fmt: skip
+    path = write_task(tmp_path / "g", stub.url, env, [stage("select", "vote_ids"), stage("qa")])
+    assert main(["task", "validate", str(path)]) == 0  # nothing runs: the key is unknown yet
+    assert main(["task", "validate", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "the graph's final state has no key 'answr'" in err
+    assert "its keys: 'question', 'passages'" in err and "'answer'" in err
+
+    path = python_task(
+        tmp_path / "m", stub.url, "answer", metric="pipes:metric_raises",
+        cache=str(tmp_path / "c.sqlite"),
+    )  # fmt: skip
+    assert main(["task", "validate", str(path), "--dry-run"]) == 2
+    assert "KeyError: 'answer'" in capsys.readouterr().err
+
+    path = python_task(tmp_path / "ok", stub.url, "answer", cache=str(tmp_path / "c.sqlite"))
+    assert main(["task", "validate", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run: the first training item on the cheapest configuration, qa=mx1" in out
+    assert 'item bad: em=0, f1=0\n  gold:       ["none"]\n  prediction: Atlantis\n' in out

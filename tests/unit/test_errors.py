@@ -18,7 +18,13 @@ import agenttts.graph.runner
 import agenttts.search_bench
 from agenttts.cli import main as cli_main
 from agenttts.environment.task import Problem, TaskError
-from agenttts.errors import AgentTTSError, EmbeddedServerError, InputError, ResumableStop
+from agenttts.errors import (
+    AgentTTSError,
+    EmbeddedServerError,
+    InputError,
+    ResumableStop,
+    UserCodeError,
+)
 
 
 def project_modules() -> Iterator[ModuleType]:
@@ -65,6 +71,7 @@ def main_raising(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> int:
         (TaskError("task.yaml", [Problem(field="stages", message="bad request")]), 2),
         (EmbeddedServerError("bad request"), 2),
         (ResumableStop("bad request"), 3),
+        (UserCodeError("bad request"), 2),
     ],
 )
 def test_main_maps_each_kind_once(monkeypatch, capsys, error, code):
@@ -97,3 +104,21 @@ def test_commands_raise_and_main_reports(monkeypatch, capsys, tmp_path: Path):
     for argv in (["show", "t", "--db", db], ["runs", "--db", db]):
         assert cli_main.main(argv) == 2
         assert capsys.readouterr().err == f"error: no checkpoint database at {db}\n"
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`agenttts show ... | head` printed a BrokenPipeError traceback: the pipe's reader is gone
+    before the command writes, and the command ends quietly with a shell's SIGPIPE status."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agenttts.cli.main", "task", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the command has imported anything and written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err

@@ -59,7 +59,7 @@ def test_report_holds_best_train_and_test_with_both_costs(tmp_path):
     assert (rep["best"]["nominal_cost"], rep["best"]["measured_cost"]) == (102.0, 98.5)
     assert rep["best"]["stages"]["r"]["measured_cost"] == 58
     assert rep["test"]["score"] == 0.55 and rep["test"]["measured_cost"] == 97.0
-    assert rep["trials"] == {"executed": 4, "failed": 1, "rejected": 1}
+    assert rep["trials"] == {"executed": 4, "failed": 1, "rejected": 1, "with_failed_items": 0}
     assert rep["trajectory"] == {"trial_ids": [0, 2, 3, 4], "best_so_far": [0.4, 0.6, 0.6, 0.6]}
     assert rep["stop_reason"] == "maximum iterations reached (2)"
 
@@ -83,3 +83,38 @@ def test_report_of_a_run_without_any_success(tmp_path):
     assert rep["best"] is None and rep["test"] is None
     paths = write_report(state, tmp_path)
     assert "No trial succeeded." in Path(paths["markdown"]).read_text()
+
+
+def test_failed_items_and_the_noise_of_each_score_are_in_the_text(tmp_path):
+    """Items that failed or timed out are stated where the trial is listed (they were visible
+    only in --json), and each score has its standard error over the items, with the trials that
+    the data cannot tell from the best marked."""
+    from agenttts.archive import Archive
+    from agenttts.report import ARCHIVE_HEADER, archive_rows, render_markdown
+
+    failed = {
+        "items": 12,
+        "failed_items": 5,
+        "timed_out_items": 2,
+        "first_item_error": "item q3: KeyError: 'answer'",
+    }
+    state = {
+        "task": "x",
+        "archive": [
+            t(0, 0, 9 / 12, split_size=12),
+            t(1, 1, 8 / 12, split_size=12, details=failed),
+            t(2, 1, 1 / 12, split_size=12),
+        ],
+    }
+    archive = Archive.from_state(state)
+    rows = {r[0]: dict(zip(ARCHIVE_HEADER, r, strict=True)) for r in archive_rows(archive, "em")}
+    assert rows["0"]["score ±se"] == "9/12 ±0.12" and rows["0"]["vs best"] == "best"
+    assert rows["1"]["score ±se"] == "8/12 ±0.14" and rows["1"]["vs best"] == "≈"
+    assert rows["2"]["vs best"] == ""
+    assert rows["1"]["note"] == "5/12 items failed, 2 timed out; first: item q3: KeyError: 'answer'"
+    rep = build_report(state)
+    assert rep["trials"]["with_failed_items"] == 1
+    assert rep["best_noise"]["within_noise"] == [1]
+    md = render_markdown(rep, archive)
+    assert "1 with failed or timed-out items" in md
+    assert "trial(s) 1 score within noise of it" in md

@@ -171,3 +171,22 @@ def test_a_data_file_that_does_not_parse_names_the_line(tmp_path):
     path = write(tmp_path, python(), data='{"question": "a", "answers": ["b"]}\n{oops\n')
     code, out = validate(path)
     assert code == 2 and "line 2: not valid JSON" in out, out
+
+
+def test_validate_warns_when_the_budget_constrains_nothing(tmp_path, capsys):
+    """A 135M model at short lengths costs 0 in every configuration (the formula floors at 0):
+    the search would run with a vacuous budget, and `task validate` says so."""
+    from agenttts.cli.main import main
+
+    tiny = stage("qa")
+    tiny["models"][0]["params"] = 135e6
+    assert main(["task", "validate", write(tmp_path / "tiny", python(), stages=[tiny])]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: every configuration costs 0 budget units")
+    assert "135M parameters stay at 0 below ~2,800 tokens per query" in err
+
+    big = stage("qa")
+    big["models"][0]["params"] = 70e9  # S=1 costs 11.4: over the budget of 10 at once
+    big["models"].append({"name": "m2", "endpoint": DEAD, "params": 1e9})
+    assert main(["task", "validate", write(tmp_path / "big", python(), stages=[big])]) == 0
+    assert capsys.readouterr().err == ""

@@ -241,3 +241,37 @@ def test_preference_never_locks_a_stage_out_of_a_cheaper_configuration():
     assert optimum["qa"].model == "q-small" and optimum["qa"].samples <= 4
     best = Archive(search(ProposerSettings(seed=0), 8, value=overused_small_qa)).best()
     assert best is not None and best.config == optimum, best.config.short() if best else None
+
+
+def test_the_agents_evidence_needs_no_price_where_samples_cost_nothing():
+    """Small models at short lengths cost 0 per extra sample (the formula floors at 0): the
+    evidence block of the agent's prompt divided by that and failed the whole proposal. It now
+    gives the scores seen and the peak, and no marginal gain per budget unit."""
+    from agenttts.proposers.insight.evidence import evidence_text
+
+    free = parse_task(
+        {
+            "name": "free",
+            "budget": 1,
+            "stages": [
+                {
+                    "name": "qa",
+                    "prompt_tokens": 256,
+                    "gen_tokens": 16,
+                    "max_samples": 8,
+                    "models": [{"name": "tiny", "params": 135e6}],
+                }
+            ],
+            "metrics": ["em"],
+            "main_metric": "em",
+            "data": {"train_size": 10},
+            "environment": {"kind": "grid"},
+        }
+    )
+    trials = [
+        Trial(trial_id=i, iteration=0, proposer="x", status="ok", score=score,
+              metrics={"em": score}, config=Config.of({"qa": ("tiny", s)}))
+        for i, (s, score) in enumerate([(1, 0.2), (2, 0.35), (4, 0.3)])
+    ]  # fmt: skip
+    text = evidence_text(free, Archive(trials))
+    assert "qa" in text and "marginal gain" not in text

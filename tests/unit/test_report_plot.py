@@ -78,3 +78,25 @@ def test_the_report_json_holds_no_infinity(tmp_path):
 
     report = json.loads(Path(paths["json"]).read_text(), parse_constant=refuse)
     assert report["best"]["measured_cost"] is None
+
+
+def test_points_sit_at_their_archive_ids_and_no_legend_covers_them(tmp_path):
+    """The x axis counts trials as the archive does (from 0, rejected proposals keep their ids),
+    and each panel's legend lies beside its axes, not over the points."""
+    task = load_task(write_grid_task(tmp_path, budget=600))
+    s = state(task, run_batch(task, list(iter_feasible(task))[:6], "train"))
+    rejected = Trial.rejected(
+        list(iter_feasible(task))[7], "over budget", trial_id=6, iteration=1, proposer="x"
+    )
+    more = run_batch(task, list(iter_feasible(task))[8:10], "train")
+    s["archive"] += [rejected.dump()] + [
+        Trial.from_result(r, task, trial_id=7 + i, iteration=1, proposer="x").dump()
+        for i, r in enumerate(more)
+    ]
+    fig = report_figure(build_report(s, task=task), Archive.from_state(s))
+    fig.canvas.draw()
+    for ax in fig.axes:
+        xs = list(ax.collections[0].get_offsets()[:, 0])
+        assert xs == [0, 1, 2, 3, 4, 5, 7, 8]
+        legend = ax.get_legend().get_window_extent()
+        assert legend.x0 >= ax.get_window_extent().x1  # beside the plotting area

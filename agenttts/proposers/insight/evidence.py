@@ -53,6 +53,13 @@ def _along(task: Task, fit: Fit, center: Config, stage: Stage) -> tuple[list[int
     return counts, fit.predict(rows) if counts else np.zeros(0)
 
 
+def _per_unit(rise: float, stage: Stage, model: str, low: int, high: int) -> float | None:
+    """A score change per budget unit from `low` to `high` samples; None when the samples cost
+    nothing more (the formula floors small models at 0): no price, so no marginal to quote."""
+    extra = stage.cost(model, high) - stage.cost(model, low)
+    return rise / extra if extra > 0 else None
+
+
 def stage_evidence(task: Task, archive: Archive, *, cross: bool = True) -> list[StageEvidence]:
     """Each stage's evidence around the incumbent; empty before any trial scored."""
     best = archive.best()
@@ -75,13 +82,11 @@ def stage_evidence(task: Task, archive: Archive, *, cross: bool = True) -> list[
                 peak, fitted = counts[int(np.argmax(pred))], True
                 if up is not None and sc.samples in counts and up in counts:
                     rise = float(pred[counts.index(up)] - pred[counts.index(sc.samples)])
-                    gain = rise / (stage.cost(sc.model, up) - stage.cost(sc.model, sc.samples))
+                    gain = _per_unit(rise, stage, sc.model, sc.samples, up)
         above = [s for s in seen if s > sc.samples]
         if gain is None and above and sc.samples in seen:  # the nearest count seen above
             nxt = min(above)
-            gain = (seen[nxt] - seen[sc.samples]) / (
-                stage.cost(sc.model, nxt) - stage.cost(sc.model, sc.samples)
-            )
+            gain = _per_unit(seen[nxt] - seen[sc.samples], stage, sc.model, sc.samples, nxt)
         if up is None or up > room:
             gain = None  # one more sample does not fit the budget: no marginal to speak of
         out.append(StageEvidence(stage.name, sc.model, sc.samples, seen, peak, fitted, gain))
