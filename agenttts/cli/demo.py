@@ -1,49 +1,68 @@
-"""`agenttts demo`: the embedded default, a complete AgentTTS search offline on one CPU.
+"""`agenttts demo` (`make demo`): a complete AgentTTS search, live, offline, in minutes on 2 cores.
 
 Starts the embedded server (SmolLM2-135M-Instruct on vLLM's CPU build) unless
-`$AGENTTTS_EMBEDDED_URL` already names one, and runs the search on the bundled 2Wiki task with that
-server as both the pipeline's model and the agent (the settings' defaults: `base_url: embedded`
-resolves to the server this process started, so nothing is written to the environment). Small on
-purpose (a few trials per iteration, a couple of iterations), yet on two CPU cores it takes half an
-hour or more (up to 42 QA samples per question); the samples it draws stay in the sample cache, so a
-second demo with a new thread replays most of them for free.
+`$AGENTTTS_EMBEDDED_URL` already names one, and searches the bundled `demo` task
+(`tasks/demo.yaml`: 2WikiMultihopQA retrieval -> QA on 6 training and 6 test questions, at most 8
+samples per stage) with that server as both the pipeline's model and the agent: the paper's agent
+states preferences, writes guidelines and proposes, and the hybrid agent repairs and tops up its
+batches. Small on purpose (`DEMO_SETTINGS`: batches of 3, two iterations, short agent answers), so
+it ends in minutes whatever the load; every flag of `search` applies.
+
+Run again, it continues the last demo thread that did not finish, or says why it starts a new one;
+a new thread replays the samples earlier demos drew from the sample cache, and says how many. It
+ends with what it found, what it spent, where the report is, and the wall time of each phase.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agenttts.cli.settings import add_setting_flags, setting_overrides
-from agenttts.errors import ResumableStop
+from agenttts.errors import InputError, ResumableStop
 from agenttts.graph.context import Context
 
 DEMO_DB = ".agenttts/demo.sqlite"
-#: The demo's own defaults (the rest are the settings' defaults): small, to end in minutes.
-DEMO_SETTINGS: dict[str, Any] = {"batch_size": 3, "max_iterations": 2, "patience": 2}
-#: The settings the demo's command line offers.
-FLAGS = ("batch_size", "max_iterations")
+DEMO_TASK = "demo"
+#: The demo's own defaults (every other setting is the search's): small batches, two iterations,
+#: short agent answers (the embedded 135M agent writes 5-30 tokens/s on two busy cores).
+DEMO_SETTINGS: dict[str, Any] = {
+    "batch_size": 3,
+    "max_iterations": 2,
+    "patience": 2,
+    "agent_max_tokens": 192,
+    "agent_timeout_s": 600.0,
+}
+THREAD_PREFIX = "demo-"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="the embedded default: a full search on the bundled 2Wiki task, offline (~10 min)",
+        help="the embedded default: a complete search on a small bundled task, offline, in minutes",
         description="Starts the embedded SmolLM2 server (or uses $AGENTTTS_EMBEDDED_URL), runs "
-        "AgentTTS on tasks/2wiki.yaml with that server as stage model and agent, and prints the "
-        "best configuration, its test metrics and where the report is. A 135M model scores low: "
-        "the demo shows the search, not a strong pipeline (see the README for real endpoints).",
+        "AgentTTS on the bundled demo task (2Wiki retrieval -> QA, 6+6 questions) with that server "
+        "as stage model and agent, and prints what it found, what it spent, where the report is "
+        "and how long each phase took. Run again, it continues the last unfinished demo thread. "
+        "A 135M model scores low: the demo shows the search, not a strong pipeline (see the "
+        "README for real endpoints).",
     )
-    p.add_argument("--task", default="2wiki", help="task file or bundled name (default 2wiki)")
-    p.add_argument("--thread", help="thread id (default: a new one per run)")
+    p.add_argument("--task", default=DEMO_TASK, help=f"task file or bundled name ({DEMO_TASK})")
+    p.add_argument(
+        "--thread",
+        help="thread id (default: the last demo thread if it did not finish, else a new one)",
+    )
     p.add_argument(
         "--db",
         default=DEMO_DB,
         help=f"checkpoint database: SQLite path or postgresql:// URL (default {DEMO_DB})",
     )
-    add_setting_flags(p, FLAGS, DEMO_SETTINGS)
+    add_setting_flags(p, None, DEMO_SETTINGS)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -53,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
     from agenttts.environment.task_loading import load_task
 
     load_task(args.task)  # every problem with the task, before a server is started
-    Context.from_dict({**DEMO_SETTINGS, **setting_overrides(args, FLAGS)}).validate()  # and flags
+    overrides = {**DEMO_SETTINGS, **setting_overrides(args)}
+    Context.from_dict(overrides).validate()  # and with the flags
+    thread, why = pick_thread(args.db, args.task, args.thread, overrides)
+    if why:
+        print(why, flush=True)
     stop_on_sigterm()
-    thread = args.thread or time.strftime("demo-%Y%m%d-%H%M%S")
-    started = time.monotonic()
+    clock = PhaseClock()
     server: EmbeddedServer | None = None
     url = embedded_url()  # $AGENTTTS_EMBEDDED_URL, else none yet
     if url is None:
@@ -66,12 +88,13 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         server.start()  # `embedded` now resolves to it, for the agent and the task's models
-        print(f"  up in {time.monotonic() - started:.0f} s at {server.base_url}", flush=True)
+        clock.add("server start", time.monotonic() - clock.started)
+        print(f"  up in {time.monotonic() - clock.started:.0f} s at {server.base_url}", flush=True)
     else:
         print(f"using the embedded server at {url}", flush=True)
     try:
         try:
-            return _search(args, thread, started)
+            return _search(args, thread, overrides, clock)
         except ResumableStop as e:
             if server is None or server.alive:
                 raise
@@ -79,59 +102,170 @@ def run(args: argparse.Namespace) -> int:
             # same port and resume the thread once; a second death stops the demo.
             print(f"{e}\nrestarting the embedded server and resuming the thread ...", flush=True)
             server.restart()
-            return _search(args, thread, started)
+            return _search(args, thread, overrides, clock)
     finally:
         if server is not None:
             server.stop()
 
 
-def _search(args: argparse.Namespace, thread: str, started: float) -> int:
+def pick_thread(
+    db: str, task: str, given: str | None, overrides: Mapping[str, Any]
+) -> tuple[str, str]:
+    """The thread this demo runs and, when it is not the obvious one, why: the last demo thread
+    of `task` in `db` continues unless it finished, another process is running it, or it was
+    started with other search-defining settings; then a new thread starts."""
+    from agenttts.graph.context import setting_conflicts
+    from agenttts.graph.runner import list_runs, read_thread
+    from agenttts.graph.storage import is_postgres, sqlite_path
+
+    new = time.strftime(f"{THREAD_PREFIX}%Y%m%d-%H%M%S")
+    if given:
+        return given, ""
+    if not is_postgres(db) and not sqlite_path(db).exists():
+        return new, ""
+    try:
+        runs = [r for r in list_runs(db) if r.thread_id.startswith(THREAD_PREFIX)]
+    except InputError:
+        return new, ""
+    if not runs:
+        return new, ""
+    last = max(runs, key=lambda r: r.thread_id)
+    where = f"the last demo thread {last.thread_id!r}"
+    if last.status.startswith("running"):
+        return new, f"{where} is {last.status}; starting a new thread {new!r}"
+    if last.status == "finished":
+        return new, (
+            f"{where} finished ({last.stop_reason}); starting a new thread {new!r}: the samples "
+            "earlier demos drew replay from the sample cache"
+        )
+    if last.task != task:
+        return new, f"{where} searches task {last.task!r}; starting a new thread {new!r}"
+    conflicts = setting_conflicts(read_thread(db, last.thread_id).values["settings"], overrides)
+    if conflicts:
+        return new, (
+            f"{where} did not finish, but was started with other settings ({'; '.join(conflicts)})"
+            f"; starting a new thread {new!r}"
+        )
+    return last.thread_id, f"continuing {where}, which did not finish ({last.status})"
+
+
+@dataclass
+class PhaseClock:
+    """Wall time per phase of the demo, from the nodes' start and end events; the agent's phases
+    (preferences, guidelines, proposals) together, the trials' by whether they initialise."""
+
+    started: float = field(default_factory=time.monotonic)
+    load: tuple[float, float, float] = field(default_factory=os.getloadavg)
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    _began: dict[str, float] = field(default_factory=dict)
+
+    PHASES: ClassVar[dict[str, str]] = {
+        "init_trials": "initial trials",
+        "init_preferences": "agent",
+        "generate_guidelines": "agent",
+        "propose_trials": "agent",
+        "execute_trials": "search trials",
+        "final_evaluation": "final evaluation",
+    }
+
+    def add(self, phase: str, seconds: float, count: int = 0) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+        self.counts[phase] = self.counts.get(phase, 0) + count
+
+    def start(self, node: str, state: Mapping[str, Any]) -> None:
+        self._began[node] = time.monotonic()
+
+    def end(self, node: str, update: Mapping[str, Any]) -> None:
+        began = self._began.pop(node, None)
+        phase = self.PHASES.get(node)
+        if began is not None and phase is not None:
+            self.add(phase, time.monotonic() - began, 1)
+
+    def lines(self) -> list[str]:
+        total = time.monotonic() - self.started
+        one, five, _ = self.load
+        head = f"wall time by phase (load average {one:.2f}, {five:.2f} at the start):"
+        rows = [f"  {name:<18}{s:6.0f} s" for name, s in self.seconds.items()]
+        return [head, *rows, f"  {'total':<18}{total:6.0f} s"]
+
+
+def _search(
+    args: argparse.Namespace, thread: str, overrides: dict[str, Any], clock: PhaseClock
+) -> int:
     from agenttts.cli.node_progress import NodeProgress
     from agenttts.graph.runner import run_search
     from agenttts.graph.storage import display
     from agenttts.progress import set_quiet
 
-    overrides = {**DEMO_SETTINGS, **setting_overrides(args, FLAGS)}
     set_quiet(args.quiet)
     progress = NodeProgress(lambda line: print(line, flush=True))
+    seen: list[Mapping[str, Any]] = []  # this run's node updates: its trials
 
-    proposer = Context.from_dict(overrides).proposer
-    print(
-        f"search thread {thread!r} in {display(args.db)} (task {args.task}, proposer {proposer})",
-        flush=True,
-    )
-    outcome = run_search(
-        args.task,
-        thread,
-        args.db,
-        overrides,
-        on_event=None if args.quiet else progress.end,
-        on_start=None if args.quiet else progress.start,
-    )
-    values = outcome.values
-    best = outcome.best
-    test = values.get("test_result") or {}
-    trials = outcome.trials
+    def start(node: str, state: Mapping[str, Any]) -> None:
+        clock.start(node, state)
+        if not args.quiet:
+            progress.start(node, state)
+
+    def end(node: str, update: Mapping[str, Any]) -> None:
+        clock.end(node, update)
+        seen.append(update)
+        if not args.quiet:
+            progress.end(node, update)
+
+    print(f"search thread {thread!r} in {display(args.db)} (task {args.task})", flush=True)
+    outcome = run_search(args.task, thread, args.db, overrides, on_event=end, on_start=start)
     print()
-    print(
-        f"done in {time.monotonic() - started:.0f} s: {len(trials.executed())} trials executed, "
-        f"{len(trials.rejected())} proposals rejected by the screen, "
-        f"stop: {values.get('stop_reason') or 'not finished'}"
-    )
-    if best is None:
-        print("no trial succeeded; see the report for the errors")
-    else:
-        print(f"best configuration: {best.config.short()}")
-        print(f"  train {_metrics(best.metrics)}  cost {best.nominal_cost:.3g}")
-        if test:
-            print(f"  test  {_metrics(test.get('metrics') or {})}")
-    report = values.get("report") or {}
-    if report:
-        print(f"report: {Path(report['markdown']).resolve()}")
-    print("(SmolLM2-135M scores low; point tasks/paper-2wiki.yaml at real vLLM endpoints for the "
-          "paper's setting.)")  # fmt: skip
+    for line in [*summary(outcome.values, seen, thread), *clock.lines()]:
+        print(line)
     return 0
 
 
-def _metrics(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+def summary(values: Mapping[str, Any], updates: list[Mapping[str, Any]], thread: str) -> list[str]:
+    """What the demo found, what it spent, what it replayed, where the report is."""
+    from agenttts.archive import Archive, Trial
+    from agenttts.environment.task_loading import load_task
+    from agenttts.report import best_noise, search_cost, search_cost_line
+
+    archive = Archive.from_state(values)
+    task = load_task(values["task"], check_environment=False)
+    executed = archive.executed()
+    lines = [
+        f"thread {thread!r}: {values.get('stop_reason') or 'not finished'}; "
+        f"{len(executed)} trials executed ({len(executed.failed())} failed), "
+        f"{len(archive.rejected())} proposals rejected by the screen"
+    ]
+    best = archive.best()
+    if best is None:
+        lines.append("found: no trial succeeded (`agenttts show` lists the errors)")
+    else:
+        noise = best_noise(archive, task.main_metric)
+        close = noise["within_noise"] if noise else []
+        lines.append(
+            f"found: {best.config.short()} (trial {best.trial_id}), train {task.main_metric} "
+            f"{best.score:.3f}"
+            + (f" ±{noise['se']:.2f} over {noise['items']} items" if noise else "")
+            + (f"; trials {', '.join(map(str, close))} are within noise of it" if close else "")
+        )
+        test = values.get("test_result")
+        if test:
+            t = Trial.model_validate(test)
+            got = "-" if t.score is None else f"{t.score:.3f}"
+            lines.append(f"  test {task.main_metric} {got} over {t.items_evaluated} questions")
+    lines.append(f"spent: {search_cost_line(search_cost(values))}")
+    ran = [Trial.model_validate(d) for u in updates for d in u.get("archive") or []]
+    ran += [Trial.model_validate(u["test_result"]) for u in updates if u.get("test_result")]
+    samples = sum(int(t.details.get("samples", 0)) for t in ran)
+    cached = sum(int(t.details.get("cached_samples", 0)) for t in ran)
+    lines.append(
+        f"replayed {cached} of the {samples} samples this run's {len(ran)} trials used from the "
+        f"sample cache; drew {samples - cached} in {sum(t.calls for t in ran)} endpoint calls"
+    )
+    report = values.get("report") or {}
+    if report:
+        lines.append(f"report: {Path(report['markdown']).resolve()}")
+    lines.append(
+        "(SmolLM2-135M scores low: the demo shows the search; point tasks/paper-2wiki.yaml at "
+        "real vLLM endpoints for the paper's setting.)"
+    )
+    return lines

@@ -394,6 +394,7 @@ class PipelineExecutor(PerConfigExecutor):
         measured = [r.measured_cost for r in stages.values() if r.measured_cost is not None]
         details: dict[str, Any] = {
             "items": len(outcomes),
+            "samples": sum(t.samples for t in run.tallies.values()),
             "cached_samples": sum(t.cached_samples for t in run.tallies.values()),
         }
         error = None

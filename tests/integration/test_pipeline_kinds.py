@@ -207,7 +207,7 @@ def test_handles_draw_through_the_cache(stub, tmp_path):
     assert calls == 4 and first.calls == 4  # one n=3 request per item
     assert first.metrics["em"] == 0.75  # Atlantis is wrong
     assert first.prompt_tokens == 4 * 10 and first.completion_tokens == 4 * 3 * 2
-    assert first.details == {"items": 4, "cached_samples": 0}
+    assert first.details == {"items": 4, "samples": 12, "cached_samples": 0}
 
     (again,), calls = run(path, [{"qa": ("m", 3)}], cache)
     assert calls == 0 and again.source == "cache" and again.metrics == first.metrics

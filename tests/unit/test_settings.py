@@ -34,7 +34,7 @@ def command(name: str) -> argparse.ArgumentParser:
     [
         ("search", ALL, {}),
         ("bench", bench.SETTINGS, bench.DEFAULTS),
-        ("demo", demo.FLAGS, demo.DEMO_SETTINGS),
+        ("demo", ALL, demo.DEMO_SETTINGS),
     ],
 )
 def test_each_command_has_one_derived_flag_per_setting_it_declares(name, declared, defaults):
