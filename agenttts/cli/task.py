@@ -82,7 +82,7 @@ def dry_run(task: Task) -> int:
     """One training item on the cheapest configuration, shown item by item. An error of the
     task's own code raises `UserCodeError` (exit 2); another failure (a timeout, an endpoint
     failing for good) is printed, exit 1."""
-    from agenttts.cli.evaluate import items_line, record_items, render_items
+    from agenttts.cli.evaluate import items_line, items_text, record_items
     from agenttts.environment.registry import run_batch
     from agenttts.environment.space import cheapest_config
 
@@ -92,7 +92,7 @@ def dry_run(task: Task) -> int:
     (result,) = run_batch(task, [config], "train", items=[0], **overrides)
     print(f"{items_line(result)}; {result.calls} endpoint call(s), {result.wall_time_s:.1f} s")
     if result.details.get("records"):
-        print(render_items(result.details["records"]))
+        print(items_text(result.details["records"]))
     if result.error or result.details.get("failed_items"):
         print(f"error: {result.error or result.details.get('first_item_error')}", file=sys.stderr)
         return 1
