@@ -7,9 +7,18 @@ behaviour for the things that go wrong with real servers and weak models:
   rejects it, or a small model wraps its JSON in prose, the JSON is dug out of the text;
 - an unusable answer (no JSON, truncated JSON, a schema or task violation) is asked again at most
   `max_parse_retries` times with the reason fed back, then reported as errors, never raised;
-- a server that cannot be reached (connection, timeout, authentication, unknown model) raises
-  `ResumableStop`: the run stops and the same command resumes it;
-- usage (calls, prompt and completion tokens) is counted from what the server reports.
+- answers are streamed, and a call's time limit follows the endpoint (`agenttts.agent_timing`):
+  derived from the answer's token cap and the endpoint's measured speed unless `timeout_s` fixes
+  it, so a slow endpoint that keeps writing is waited for; one that sends nothing within the
+  limit is stopped as hanging, one still writing past it as slow (with what it sent), and one that
+  cannot be reached at all as unreachable: each a `ResumableStop` saying which (authentication and
+  an unknown model too), so the run stops and the same command resumes it;
+- a reasoning model's thinking, in whichever shape it comes, is kept apart from its answer
+  (`agenttts.reasoning`): thinking that uses the whole cap is asked again with a larger one, and an
+  endpoint that refuses the temperature (o-series) is asked without one;
+- usage (calls, prompt, completion and reasoning tokens) is counted from what the server reports;
+  with `cache` set, an answer already given to the same question is replayed
+  (`agenttts.agent_cache`) and counted as replayed, at no cost.
 
 This module is the client's one home: where the agent lives (`AgentEndpoint`, built from the run's
 `agent_*` settings) and what asking it cost (`AgentUsage`) are declared here, below the proposers
@@ -30,9 +39,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from agenttts.agent_timing import Pace, TooSlow, call_limit, read_stream
 from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT, Counts
 from agenttts.environment.deployment import api_key_from
 from agenttts.errors import AgentError, ResumableStop
+from agenttts.reasoning import KEPT_AS, refuses_temperature, split_thinking
 from agenttts.urls import masked
 
 if TYPE_CHECKING:
@@ -70,15 +81,25 @@ class AgentEndpoint(BaseModel):
         description="Sampling temperature of the agent (the paper uses 0.9; OpenAI's range, 0 to "
         "2).",
     )
-    timeout_s: float = Field(
-        default=120.0,
+    timeout_s: float | None = Field(
+        default=None,
         gt=0,
-        description="Seconds one agent call may take before the endpoint counts as unreachable.",
+        description="Seconds one agent call may take; empty: derived per call from the answer's "
+        "token cap and the endpoint's measured speed (three times what the cap takes at that "
+        "speed), so a slow endpoint that keeps writing is waited for. Answers stream: one that "
+        "sends nothing within the limit is stopped as hanging, one still writing past it as slow.",
     )
     max_tokens: int = Field(
         default=1024,
         ge=1,
-        description="Most tokens one agent answer may hold: caps the agent's own cost and time.",
+        description="Most tokens one agent answer may hold, a reasoning model's thinking included: "
+        "caps the agent's own cost and time (thinking that uses it all is asked again with 4x).",
+    )
+    cache: str | None = Field(
+        default=None,
+        description="SQLite file keeping the agent's answers: asked the same question again "
+        "(model, messages, sampling, seed), as a repeated demo is, the agent answers from it at "
+        "no cost; empty: off.",
     )
     params: float | None = Field(
         default=None,
@@ -108,8 +129,10 @@ class AgentUsage(Counts):
 
     calls: int = 0
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # a reasoning model's thinking included
+    reasoning_tokens: int = 0  # of completion_tokens, where the server says
     failures: int = 0  # agent steps with no usable answer after their re-asks
+    replayed: int = 0  # answers from the agent cache (`cache`): no call, no tokens
     seconds: float = 0.0
 
     def search_cost(self, params: float | None) -> float:
@@ -147,16 +170,18 @@ def resolve_base_url(base_url: str) -> str:
 
 
 def make_chat(endpoint: AgentEndpoint, *, seed: int | None = None) -> Any:
-    """A `ChatOpenAI` for the endpoint (imported late: only LLM proposers pay for langchain)."""
-    from langchain_openai import ChatOpenAI
+    """A streaming `ChatOpenAI` for the endpoint that keeps a reasoning model's thinking
+    (imported late: only LLM proposers pay for langchain). Temperature, token cap and time limit
+    are set per call (`AgentClient._ask`)."""
+    from agenttts.reasoning import reasoning_chat_openai
 
-    return ChatOpenAI(
+    return reasoning_chat_openai()(
         model=endpoint.model,
         base_url=resolve_base_url(endpoint.base_url),
         api_key=SecretStr(api_key_from(endpoint.api_key_env)),
-        temperature=endpoint.temperature,
-        max_completion_tokens=endpoint.max_tokens,  # the field `max_tokens`, by its alias
-        timeout=endpoint.timeout_s,
+        temperature=None,
+        streaming=True,
+        stream_usage=True,
         max_retries=1,
         seed=seed,
     )
@@ -179,11 +204,16 @@ def _usage_of(message: AIMessage | None) -> AgentUsage:
     meta: Mapping[str, Any] = message.usage_metadata or {}
     prompt = meta.get("input_tokens")
     completion = meta.get("output_tokens")
+    reasoning = (meta.get("output_token_details") or {}).get("reasoning")
     if prompt is None:  # servers that fill only response_metadata
         tu = (message.response_metadata or {}).get("token_usage") or {}
         prompt, completion = tu.get("prompt_tokens", 0), tu.get("completion_tokens", 0)
+        reasoning = (tu.get("completion_tokens_details") or {}).get("reasoning_tokens")
     return AgentUsage(
-        calls=1, prompt_tokens=int(prompt or 0), completion_tokens=int(completion or 0)
+        calls=1,
+        prompt_tokens=int(prompt or 0),
+        completion_tokens=int(completion or 0),
+        reasoning_tokens=int(reasoning or 0),
     )
 
 
@@ -263,22 +293,39 @@ def _short_validation(e: ValidationError) -> str:
 
 @dataclass
 class Answer(Generic[M]):
-    """A structured answer: the value when one was usable, what it cost, and why attempts failed."""
+    """A structured answer: the value when one was usable, what it cost, why attempts failed, and
+    a reasoning model's thinking before it."""
 
     value: M | None
     usage: AgentUsage = field(default_factory=AgentUsage)
     errors: list[str] = field(default_factory=list)
+    reasoning: str = ""
 
     @property
     def ok(self) -> bool:
         return self.value is not None
 
 
-def _unreachable(url: str, e: Exception) -> ResumableStop:
+@dataclass
+class Said:
+    """One call's answer: its text (the thinking taken out), the thinking, why it ended, what it
+    cost, and what the client changed to get it (a refused temperature, a raised cap)."""
+
+    text: str
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: AgentUsage = field(default_factory=AgentUsage)
+    notes: list[str] = field(default_factory=list)
+
+
+def _unreachable(url: str, e: Exception, limit: float) -> ResumableStop:
+    """Why the agent endpoint cannot be used now: unreachable, hanging (it took the request and
+    sent nothing within the call's limit), or a refusal of the key or the model."""
     import openai
 
     kind = {
-        openai.APITimeoutError: "timed out",
+        openai.APITimeoutError: f"accepted the request but sent nothing for {limit:.0f} s "
+        "(hanging; a slow endpoint that writes is waited for)",
         openai.APIConnectionError: "could not be reached",
         openai.AuthenticationError: "refused the key (authentication failed)",
         openai.PermissionDeniedError: "refused the request (permission denied)",
@@ -288,6 +335,16 @@ def _unreachable(url: str, e: Exception) -> ResumableStop:
     return ResumableStop(
         f"agent endpoint {url} {what}: {type(e).__name__}",
         resume_when="the agent endpoint is reachable",
+    )
+
+
+def _slow(url: str, e: TooSlow, fixed: bool) -> ResumableStop:
+    limit = "--agent-timeout-s" if fixed else "the limit derived from its measured speed"
+    more = f"--agent-timeout-s {max(2 * e.limit, 60):.0f}"
+    return ResumableStop(
+        f"agent endpoint {url} is slow: {e.tokens} tokens in {e.seconds:.0f} s, past {limit} "
+        f"({e.limit:.0f} s); raise --agent-timeout-s (or lower --agent-max-tokens)",
+        resume_when=f"you add `{more}` (the endpoint answers, slowly)",
     )
 
 
@@ -303,16 +360,44 @@ def _fatal() -> tuple[type[openai.APIError], ...]:
     )
 
 
+#: A cap that thinking used up is raised this many times over, at most to `THINKING_CAP`.
+CAP_GROWTH = 4
+THINKING_CAP = 32_768
+
+
+@dataclass
+class _Learned:
+    """What calls to one endpoint taught this process, for the next calls (proposers are made
+    anew each step): its measured pace, a cap raised for thinking, a temperature it refuses."""
+
+    pace: Pace | None = None
+    cap: int | None = None
+    no_temperature: bool = False
+
+
+_LEARNED: dict[tuple[str, str], _Learned] = {}
+
+
+def forget_endpoints() -> None:
+    """Drop what this process learned about agent endpoints (tests reuse ports)."""
+    _LEARNED.clear()
+
+
 class AgentClient:
     """One agent endpoint; `chat` may be injected (a fake) for unit tests of free-text paths."""
 
     def __init__(self, endpoint: AgentEndpoint, *, chat: Any | None = None):
         self.endpoint = endpoint
         self._chat = chat
+        self._answers: Any = None
 
     @property
     def url(self) -> str:
         return resolve_base_url(self.endpoint.base_url)
+
+    @property
+    def learned(self) -> _Learned:
+        return _LEARNED.setdefault((self.endpoint.base_url, self.endpoint.model), _Learned())
 
     def chat(self, seed: int | None = None) -> Any:
         if self._chat is None:
@@ -321,22 +406,147 @@ class AgentClient:
             return self._chat.model_copy(update={"seed": seed})
         return self._chat
 
+    # --- one call --------------------------------------------------------------------------------
+    def _params(self, seed: int | None, response_format: dict[str, Any] | None) -> dict[str, Any]:
+        """What the request asks, beyond the messages: as the answer cache keys it."""
+        learned = self.learned
+        params: dict[str, Any] = {
+            "max_completion_tokens": learned.cap or self.endpoint.max_tokens,
+            "seed": seed,
+        }
+        if not learned.no_temperature:
+            params["temperature"] = self.endpoint.temperature
+        if response_format is not None:
+            params["response_format"] = {"type": "json_schema", "json_schema": response_format}
+        return params
+
+    def _ask(
+        self, convo: list[BaseMessage], seed: int | None, response_format: dict[str, Any] | None
+    ) -> Said:
+        """One answer, streamed under the call's time limit (see the module docstring). Asked
+        again, not re-asked, when the endpoint refuses the temperature or the thinking used the
+        whole cap. ResumableStop when the endpoint cannot be used; another HTTP error raises."""
+        import openai
+
+        notes: list[str] = []
+        usage = AgentUsage()
+        while True:
+            params = self._params(seed, response_format)
+            stored = self._stored(convo, params)
+            if stored is not None:
+                stored.notes[:0] = notes
+                return stored
+            learned = self.learned
+            cap = params["max_completion_tokens"]
+            limit = call_limit(cap, learned.pace, self.endpoint.timeout_s)
+            request = {k: v for k, v in params.items() if k not in ("seed", "response_format")}
+            extra = {"response_format": params["response_format"]} if response_format else None
+            try:
+                chunks = self.chat(seed).stream(
+                    convo,
+                    **request,
+                    timeout=(10.0, limit, 30.0, 30.0),  # connect, between chunks, write, pool
+                    extra_body=extra,  # not LangChain's parse path: the text is read here
+                )
+                streamed = read_stream(chunks, limit)
+            except TooSlow as e:
+                raise _slow(self._safe_url(), e, self.endpoint.timeout_s is not None) from None
+            except _fatal() as e:
+                raise _unreachable(self._safe_url(), e, limit) from None
+            except openai.APIStatusError as e:
+                if "temperature" in params and refuses_temperature(e.status_code, _brief(e)):
+                    learned.no_temperature = True
+                    usage = usage + AgentUsage(calls=1)
+                    notes.append(
+                        f"the endpoint refuses temperature {self.endpoint.temperature:g} "
+                        f"({_brief(e)}): asked again with its default"
+                    )
+                    continue
+                raise
+            said = self._said(streamed.message, usage, notes)
+            learned.pace = streamed.pace() or learned.pace
+            ran_out = said.finish_reason == "length" and not said.text.strip() and said.reasoning
+            if ran_out and cap < THINKING_CAP:
+                learned.cap = min(cap * CAP_GROWTH, THINKING_CAP)
+                usage = said.usage
+                notes.append(
+                    f"the agent's thinking used all {cap} tokens before it answered: asked again "
+                    f"with a cap of {learned.cap} (--agent-max-tokens sets where it starts)"
+                )
+                continue
+            self._store(convo, params, streamed.message, said)
+            return said
+
+    @staticmethod
+    def _said(message: Any, before: AgentUsage, notes: list[str]) -> Said:
+        """The streamed message read: thinking from its own field or a `<think>` block."""
+        content = _text_of(message)
+        thinking, text = split_thinking(content)
+        field_thinking = (message.additional_kwargs or {}).get(KEPT_AS, "") if message else ""
+        reasoning = "\n\n".join(x for x in (field_thinking, thinking) if x)
+        finish = (message.response_metadata or {}).get("finish_reason") if message else None
+        return Said(text, reasoning, finish, before + _usage_of(message), list(notes))
+
+    # --- the answer cache ------------------------------------------------------------------------
+    def _cache(self) -> Any:
+        """The endpoint's stored answers, opened on first use (None when `cache` is off)."""
+        if self.endpoint.cache is None:
+            return None
+        if self._answers is None:
+            from agenttts.agent_cache import AgentAnswers
+
+            self._answers = AgentAnswers(self.endpoint.cache, self.endpoint.model, self._card())
+        return self._answers
+
+    def _card(self) -> dict[str, Any] | None:
+        """The agent model's `/models` entry (what the cache keys its answers on), if listed."""
+        try:
+            listed = self.chat().root_client.models.list()
+        except Exception:  # an endpoint without /models: the name alone keys the answers
+            return None
+        card = next((m for m in listed.data if m.id == self.endpoint.model), None)
+        return card.model_dump() if card is not None else None
+
+    def _key(self, convo: list[BaseMessage], params: dict[str, Any]) -> tuple[Any, list[Any]]:
+        from langchain_core.messages import convert_to_openai_messages
+
+        messages = list(convert_to_openai_messages(convo))
+        return self._cache().key(messages, params), messages
+
+    def _stored(self, convo: list[BaseMessage], params: dict[str, Any]) -> Said | None:
+        if self._cache() is None:
+            return None
+        key, _ = self._key(convo, params)
+        hit = self._cache().get(key)
+        if hit is None:
+            return None
+        thinking, text = split_thinking(hit.text)
+        return Said(text, thinking, hit.finish_reason, AgentUsage(replayed=1))
+
+    def _store(
+        self, convo: list[BaseMessage], params: dict[str, Any], message: Any, said: Said
+    ) -> None:
+        from agenttts.agent_cache import StoredAnswer
+
+        if self._cache() is None or message is None:
+            return
+        key, messages = self._key(convo, params)
+        kept = f"<think>{said.reasoning}</think>{said.text}" if said.reasoning else said.text
+        u = _usage_of(message)
+        answer = StoredAnswer(kept, u.prompt_tokens, u.completion_tokens, said.finish_reason)
+        self._cache().put(key, messages, params, answer)
+
     # --- free text ---------------------------------------------------------------------------
-    def complete(
-        self, messages: Sequence[Message], *, seed: int | None = None
-    ) -> tuple[str, AgentUsage]:
+    def complete(self, messages: Sequence[Message], *, seed: int | None = None) -> Said:
         """Free text. ResumableStop when the server is gone, AgentError when it refuses."""
         import openai
 
         try:
-            msg = self.chat(seed).invoke(_messages(messages))
-        except _fatal() as e:
-            raise _unreachable(self._safe_url(), e) from None
+            return self._ask(_messages(messages), seed, None)
         except openai.APIStatusError as e:
             raise AgentError(
                 f"agent endpoint {self._safe_url()} answered HTTP {e.status_code}: {_brief(e)}"
             ) from None
-        return _text_of(msg), _usage_of(msg)
 
     # --- structured --------------------------------------------------------------------------
     def structured(
@@ -364,44 +574,9 @@ class AgentClient:
         convo = list(base)
         for attempt in range(1 + self.endpoint.max_parse_retries):
             call_seed = None if seed is None else seed + attempt
-            text, msg, problem = "", None, None
+            wire = response_format(schema, wire_schema) if use_schema else None
             try:
-                if use_schema:
-                    # A JSON-schema dict, not the class: the client's own pydantic parse would
-                    # raise on a bad answer and lose its text and usage, which we report.
-                    runnable = self.chat(call_seed).with_structured_output(
-                        response_format(schema, wire_schema), method="json_schema", include_raw=True
-                    )
-                    out = runnable.invoke(convo)
-                    msg = out.get("raw")
-                    text = _text_of(msg)
-                    value = None
-                    if isinstance(out.get("parsed"), dict | list):
-                        try:
-                            value = _validate(schema, out["parsed"])
-                        except ValidationError as e:
-                            problem = _schema_problem(e)
-                else:
-                    msg = self.chat(call_seed).invoke(convo)
-                    text, value = _text_of(msg), None
-                answer.usage = answer.usage + _usage_of(msg)
-            except _fatal() as e:
-                raise _unreachable(self._safe_url(), e) from None
-            except openai.LengthFinishReasonError as e:
-                u = e.completion.usage
-                answer.usage = answer.usage + AgentUsage(
-                    calls=1,
-                    prompt_tokens=u.prompt_tokens if u else 0,
-                    completion_tokens=u.completion_tokens if u else 0,
-                )
-                text = (
-                    (e.completion.choices[0].message.content or "") if e.completion.choices else ""
-                )
-                value = None
-                problem = (
-                    f"the answer was cut off at the token limit ({self.endpoint.max_tokens}); "
-                    "answer more briefly"
-                )
+                said = self._ask(convo, call_seed, wire)
             except openai.APIStatusError as e:
                 answer.usage = answer.usage + AgentUsage(calls=1)
                 if use_schema and e.status_code in (400, 422, 500, 501):
@@ -414,16 +589,21 @@ class AgentClient:
                     continue
                 answer.errors.append(f"agent call failed (HTTP {e.status_code}: {_brief(e)})")
                 break
-            except (ValueError, TypeError) as e:  # the parse endpoint's own validation
-                answer.usage = answer.usage + AgentUsage(calls=1)
-                value, problem = None, f"unusable answer: {str(e)[:200]}"
-            if value is None and problem is None:
-                try:  # no usable parse: dig the JSON out of prose or a code fence
-                    value = _validate(schema, extract_json(text))
-                except ValidationError as e:
-                    problem = _schema_problem(e)
-                except ValueError as e:
-                    problem = str(e)
+            answer.usage = answer.usage + said.usage
+            answer.errors += said.notes
+            answer.reasoning = said.reasoning or answer.reasoning
+            text, value, problem = said.text, None, None
+            try:  # the JSON, bare, fenced or in prose
+                value = _validate(schema, extract_json(text))
+            except ValidationError as e:
+                problem = _schema_problem(e)
+            except ValueError as e:
+                problem = str(e)
+                if said.finish_reason == "length":
+                    problem = (
+                        f"the answer was cut off at the token limit "
+                        f"({self.learned.cap or self.endpoint.max_tokens}); answer more briefly"
+                    )
             if value is not None and check is not None:
                 issues = check(value)
                 if issues:

@@ -225,9 +225,12 @@ class Context(BaseModel):
     agent_temperature: float = agent_setting(
         "temperature", defines_search=True, aliases=("--temperature",)
     )
-    agent_timeout_s: float = agent_setting("timeout_s", metavar="S", aliases=("--agent-timeout",))
+    agent_timeout_s: float | None = agent_setting(
+        "timeout_s", metavar="S", aliases=("--agent-timeout",)
+    )
     agent_max_tokens: int = agent_setting("max_tokens", ge=16, le=INT_MAX, metavar="N")
     agent_params: float | None = agent_setting("params", metavar="N")
+    agent_cache: str | None = agent_setting("cache", path=True, metavar="FILE")
     batch_size: int = setting(
         10,
         description="Configurations proposed per iteration.",

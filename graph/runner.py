@@ -21,7 +21,7 @@ from agenttts import racing
 from agenttts.archive import Archive, Trial
 from agenttts.environment.embedded import dead_server_note
 from agenttts.environment.task_loading import load_task, resolve_task_path
-from agenttts.errors import InputError, ResumableStop
+from agenttts.errors import InputError, ResumableStop, UserCodeError
 from agenttts.graph.context import Context, conflict_error, setting_conflicts
 from agenttts.graph.graph import make_graph
 from agenttts.graph.storage import display, open_checkpointer, thread_ids, unavailable
@@ -91,14 +91,18 @@ def run_search(
     on_event: Event | None = None,
     on_start: Event | None = None,
     interrupt_before: Sequence[str] = (),
+    resume_command: str | None = None,
 ) -> SearchOutcome:
     """Start `thread_id` on `task_ref`, or continue it from its last checkpoint.
 
     `overrides` are Context fields given explicitly (a resumed run keeps the rest as recorded).
     `on_start(node, state)` is called as a node starts, `on_event(node, update)` as it ends.
     Raises InputError (a TaskError among them) before anything is spent; ResumableStop, naming
-    the thread to resume, when the agent or an endpoint cannot be reached.
+    the thread to resume, when the agent or an endpoint cannot be reached; UserCodeError when the
+    task's own code fails every item. A stop's message ends with `resume_command`, the exact
+    command that continues the thread (the caller's; "the same command" when not given).
     """
+    again = f"continue with `{resume_command}`" if resume_command else "run the same command again"
     overrides = dict(overrides or {})
     task = load_task(task_ref)  # every problem with the task file, before any compute
     with open_checkpointer(db) as saver, ThreadLock(db, thread_id) as lock:
@@ -151,14 +155,18 @@ def run_search(
             dead = dead_server_note()  # "unreachable" alone hides a crashed embedded server
             raise ResumableStop(
                 f"{e}{f'; {dead}' if dead else ''}\nThe run stopped; thread {thread_id!r} is "
-                f"saved in {display(db)} — run the same command again to continue once "
-                f"{e.resume_when}."
+                f"saved in {display(db)} — once {e.resume_when}, {again}."
+            ) from None
+        except UserCodeError as e:
+            raise UserCodeError(
+                f"{e}\nThe run stopped; thread {thread_id!r} is saved in {display(db)} — once the "
+                f"code is fixed, {again}."
             ) from None
         except unavailable() as e:
             raise ResumableStop(
                 f"the checkpoint database failed ({str(e).strip()}).\nThe run stopped; thread "
-                f"{thread_id!r} is saved in {display(db)} up to its last checkpoint — run the "
-                "same command again to continue once the database is back."
+                f"{thread_id!r} is saved in {display(db)} up to its last checkpoint — once the "
+                f"database is back, {again}."
             ) from None
         final = graph.get_state(cfg)
         return SearchOutcome(

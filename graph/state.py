@@ -4,7 +4,8 @@ Everything is JSON-plain (dicts, lists, strings, numbers): Studio shows it as is
 serializer needs no registered types. Trials are `Trial.dump()` dicts; `Archive.from_state` reads
 them back with the queries every node shares (see `agenttts.archive`).
 
-The lists that grow with the search (`archive`, `guideline_log`, `agent_failures`) are LangGraph
+The lists that grow with the search (`archive`, `guideline_log`, `agent_failures`,
+`agent_reasoning`) are LangGraph
 delta channels: a checkpoint stores only the items a step appended, and LangGraph rebuilds the
 whole list from the thread's writes (`get_state()` returns it whole). The CLI's checkpointers also
 drop the periodic whole-list snapshots LangGraph adds (`storage.GrowingLists`), so no checkpoint
@@ -59,6 +60,8 @@ class State(InputState, total=False):
     empty_proposals: int  # iterations in a row whose proposals held nothing new to run
     agent_usage: dict[str, float]  # totals of AgentUsage over the run (calls, tokens, seconds)
     agent_failures: Annotated[list[dict[str, Any]], appended()]  # {iteration, node, error}
+    #: a reasoning agent's thinking before each answer: {iteration, node, reasoning}
+    agent_reasoning: Annotated[list[dict[str, Any]], appended()]
     stop_reason: str | None
     test_result: dict[str, Any] | None  # the best configuration's Trial dump on the test split
     report: dict[str, str] | None  # paths of the report files

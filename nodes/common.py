@@ -102,6 +102,15 @@ def failures(iteration: int, node: str, errors: Sequence[str]) -> list[dict[str,
     return [{"iteration": iteration, "node": node, "error": e} for e in errors]
 
 
+def reasoning(iteration: int, node: str, result: Any) -> dict[str, Any]:
+    """A reasoning agent's thinking before its answer, for the state's `agent_reasoning` log
+    (kept beside the answer the node records); nothing when the agent did not think aloud."""
+    text = getattr(result, "reasoning", "") if result is not None else ""
+    if not text:
+        return {}
+    return {"agent_reasoning": [{"iteration": iteration, "node": node, "reasoning": text}]}
+
+
 def guarded(call: Any, *args: Any) -> tuple[Any, str | None]:
     """Call a proposer method; any failure but a resumable stop becomes a recorded error.
 

@@ -27,6 +27,7 @@ def generate_guidelines(state: State, runtime: Runtime[Context]) -> dict[str, An
         update["agent_failures"] = common.failures(iteration, "generate_guidelines", errors)
     if result is not None:
         update["agent_usage"] = common.add_usage(state, result.usage)
+        update |= common.reasoning(iteration, "generate_guidelines", result)
         if result.text:
             update["guidelines"] = result.text
             update["guideline_log"] = [{"iteration": iteration, "text": result.text}]

@@ -32,4 +32,5 @@ def init_preferences(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         update["preferences"] = dict(prefs.models)
         update["preference_notes"] = prefs.notes
         update["agent_usage"] = common.add_usage(state, prefs.usage)
+        update |= common.reasoning(0, "init_preferences", prefs)
     return update

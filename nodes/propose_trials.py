@@ -55,6 +55,7 @@ def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     configs = list(proposal.configs) if proposal is not None else []
     if proposal is not None:
         update["agent_usage"] = common.add_usage(state, proposal.usage)
+        update |= common.reasoning(iteration, "propose_trials", proposal)
 
     screened = screen(task, configs, archive)
     first = archive.next_id

@@ -139,3 +139,13 @@ def checkpoint_db(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[s
         return lambda name: str(tmp_path / f"{name}.sqlite")
     make: Callable[[], str] = request.getfixturevalue("postgres_db")
     return lambda name: make()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_agent_endpoints() -> Iterator[None]:
+    """Each test's agent endpoints start unknown: the client learns per URL what an endpoint
+    refuses or how fast it writes, and test servers reuse ports."""
+    yield
+    from agenttts.llm import forget_endpoints
+
+    forget_endpoints()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,3 +70,14 @@ def plain_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells
     )
+
+
+def resume_command(args: argparse.Namespace, thread: str) -> str:
+    """The exact command that continues `thread`: this one as it was typed (`main` keeps its
+    words), naming the thread when it did not."""
+    words = list(getattr(args, "argv", None) or [])
+    if not any(w == "--thread" or w.startswith("--thread=") for w in words):
+        words += ["--thread", thread]
+    typed = sys.argv[0]
+    prog = typed if Path(typed).name == "agenttts" else "agenttts"
+    return shlex.join([prog, *words])

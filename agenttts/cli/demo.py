@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from agenttts.cli.common import resume_command
 from agenttts.cli.settings import add_setting_flags, setting_overrides
 from agenttts.errors import InputError, ResumableStop
 from agenttts.graph.context import Context
@@ -30,13 +32,14 @@ from agenttts.graph.context import Context
 DEMO_DB = ".agenttts/demo.sqlite"
 DEMO_TASK = "demo"
 #: The demo's own defaults (every other setting is the search's): small batches, two iterations,
-#: short agent answers (the embedded 135M agent writes 5-30 tokens/s on two busy cores).
+#: short agent answers (the embedded 135M agent writes 5-30 tokens/s on two busy cores), and the
+#: agent's answers kept, so that a second demo replays them with the samples.
 DEMO_SETTINGS: dict[str, Any] = {
     "batch_size": 3,
     "max_iterations": 2,
     "patience": 2,
     "agent_max_tokens": 192,
-    "agent_timeout_s": 600.0,
+    "agent_cache": ".agenttts/cache/agent.sqlite",
 }
 THREAD_PREFIX = "demo-"
 
@@ -214,7 +217,20 @@ def _search(
             progress.end(node, update)
 
     print(f"search thread {thread!r} in {display(args.db)} (task {args.task})", flush=True)
-    outcome = run_search(args.task, thread, args.db, overrides, on_event=end, on_start=start)
+    command = resume_command(args, thread)
+    try:
+        outcome = run_search(
+            args.task,
+            thread,
+            args.db,
+            overrides,
+            on_event=end,
+            on_start=start,
+            resume_command=command,
+        )
+    except KeyboardInterrupt:
+        print(f"thread {thread!r} is saved; continue with `{command}`", file=sys.stderr)
+        raise
     print()
     for line in [*summary(outcome.values, seen, thread), *clock.lines()]:
         print(line)
@@ -225,6 +241,7 @@ def summary(values: Mapping[str, Any], updates: list[Mapping[str, Any]], thread:
     """What the demo found, what it spent, what it replayed, where the report is."""
     from agenttts.archive import Archive, Trial
     from agenttts.environment.task_loading import load_task
+    from agenttts.llm import AgentUsage
     from agenttts.report import best_noise, search_cost, search_cost_line
 
     archive = Archive.from_state(values)
@@ -261,6 +278,15 @@ def summary(values: Mapping[str, Any], updates: list[Mapping[str, Any]], thread:
         f"replayed {cached} of the {samples} samples this run's {len(ran)} trials used from the "
         f"sample cache; drew {samples - cached} in {sum(t.calls for t in ran)} endpoint calls"
     )
+    asked = AgentUsage()
+    for u in updates:
+        if u.get("agent_usage"):
+            asked = AgentUsage(**u["agent_usage"])  # the run's running total
+    if asked.calls or asked.replayed:
+        lines.append(
+            f"agent (this thread): {asked.calls} calls ({asked.completion_tokens} tokens written, "
+            f"{asked.seconds:.0f} s), {asked.replayed} answers replayed from the agent cache"
+        )
     report = values.get("report") or {}
     if report:
         lines.append(f"report: {Path(report['markdown']).resolve()}")

@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     class's exit code (2: bad input, nothing spent; 3: resumable stop); Ctrl-C exits 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: for `resume_command`
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from agenttts.cli.common import resume_command
 from agenttts.cli.settings import add_setting_flags, setting_overrides
 from agenttts.graph.context import Context
 
@@ -45,14 +47,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     progress = NodeProgress(lambda line: print(line, flush=True))
     quiet = args.quiet or args.json
     set_quiet(quiet)
-    outcome = run_search(
-        args.task,
-        thread,
-        args.db,
-        overrides,
-        on_event=None if quiet else progress.end,
-        on_start=None if quiet else progress.start,
-    )
+    command = resume_command(args, thread)
+    try:
+        outcome = run_search(
+            args.task,
+            thread,
+            args.db,
+            overrides,
+            on_event=None if quiet else progress.end,
+            on_start=None if quiet else progress.start,
+            resume_command=command,
+        )
+    except KeyboardInterrupt:
+        print(f"thread {thread!r} is saved; continue with `{command}`", file=sys.stderr)
+        raise
     v = outcome.values
     best = outcome.best
     test = v.get("test_result") or {}
@@ -73,9 +81,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return 0
     if not outcome.ran:
+        more = outcome.settings.max_iterations + 5
         print(
-            f"thread {thread!r} had already finished; nothing to run (see `agenttts show`; "
-            "raise the limit that stopped it, e.g. --max-iterations, to continue it)."
+            f"thread {thread!r} had already finished; nothing to run (see `agenttts show`). "
+            f"Raise the limit that stopped it to continue it, e.g. `{command} --max-iterations "
+            f"{more}`."
         )
     print(f"thread {thread}: {v.get('stop_reason') or 'not finished'}")
     if best is not None:

@@ -157,7 +157,7 @@ def ask_for_proposal(
         messages, ProposalAnswer, check=usable, seed=seed, wire_schema=wire_schema
     )
     if answer.value is None:
-        return Proposal(usage=answer.usage, errors=answer.errors)
+        return Proposal(usage=answer.usage, errors=answer.errors, reasoning=answer.reasoning)
     configs, dropped = to_configs(answer.value)
     limit = batch_size * 3
     if len(configs) > limit:
@@ -167,6 +167,7 @@ def ask_for_proposal(
         rationale=answer.value.rationale.strip(),
         usage=answer.usage,
         errors=[*answer.errors, *dropped],
+        reasoning=answer.reasoning,
     )
 
 
@@ -274,12 +275,14 @@ class AgentTTSProposer(Proposer):
         models = {p.stage: p.model for p in answer.value.preferences}
         reasons = "; ".join(f"{p.stage}: {p.model} - {p.reason}" for p in answer.value.preferences)
         notes = " ".join(x for x in (answer.value.notes.strip(), reasons) if x)
-        return Preferences(models=models, notes=notes, usage=answer.usage)
+        return Preferences(
+            models=models, notes=notes, usage=answer.usage, reasoning=answer.reasoning
+        )
 
     def guidelines(self, ctx: ProposalContext) -> Guidelines | None:
         messages = self._render("guidelines", ctx, previous=ctx.guidelines or "(none yet)")
         try:
-            text, usage = self.client.complete(
+            said = self.client.complete(
                 messages,
                 seed=derived_seed(self.settings.seed, ctx.iteration, "guidelines", crc32=True),
             )
@@ -287,14 +290,18 @@ class AgentTTSProposer(Proposer):
             return Guidelines(
                 text=ctx.guidelines or "", usage=AgentUsage(calls=1, failures=1), errors=[str(e)]
             )
-        text = text.strip()
+        text = said.text.strip()
         if not text:
             return Guidelines(
                 text=ctx.guidelines or "",
-                usage=usage + AgentUsage(failures=1),
-                errors=["the agent returned empty guidelines; the previous ones are kept"],
+                usage=said.usage + AgentUsage(failures=1),
+                errors=[
+                    *said.notes,
+                    "the agent returned empty guidelines; the previous ones are kept",
+                ],
+                reasoning=said.reasoning,
             )
-        return Guidelines(text=text, usage=usage)
+        return Guidelines(text=text, usage=said.usage, errors=said.notes, reasoning=said.reasoning)
 
     def propose(self, ctx: ProposalContext) -> Proposal:
         hybrid = self.settings.hybrid

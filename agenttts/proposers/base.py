@@ -63,6 +63,7 @@ class Proposal(BaseModel):
     )
     usage: AgentUsage = Field(default_factory=AgentUsage)
     errors: list[str] = Field(default_factory=list, description="e.g. unparseable agent answers")
+    reasoning: str = Field(default="", description="a reasoning agent's thinking before it")
 
 
 class Preferences(BaseModel):
@@ -71,12 +72,14 @@ class Preferences(BaseModel):
     models: dict[str, str]
     notes: str = ""
     usage: AgentUsage = Field(default_factory=AgentUsage)
+    reasoning: str = ""  # a reasoning agent's thinking before its answer
 
 
 class Guidelines(BaseModel):
     text: str
     usage: AgentUsage = Field(default_factory=AgentUsage)
     errors: list[str] = Field(default_factory=list)
+    reasoning: str = ""  # a reasoning agent's thinking before its answer
 
 
 class Proposer(ABC):

@@ -77,7 +77,7 @@ class MLCopilotProposer(LLMBaseline):
             ]
         )
         try:
-            text, usage = self.client.complete(
+            said = self.client.complete(
                 [("system", SYSTEM), ("user", user)],
                 seed=derived_seed(
                     self.settings.seed, ctx.iteration, "mlcopilot-knowledge", crc32=True
@@ -87,7 +87,12 @@ class MLCopilotProposer(LLMBaseline):
             return Guidelines(
                 text=ctx.guidelines or "", usage=AgentUsage(calls=1, failures=1), errors=[str(e)]
             )
-        return Guidelines(text=text.strip() or (ctx.guidelines or ""), usage=usage)
+        return Guidelines(
+            text=said.text.strip() or (ctx.guidelines or ""),
+            usage=said.usage,
+            errors=said.notes,
+            reasoning=said.reasoning,
+        )
 
     def messages(self, ctx: ProposalContext) -> Sequence[Message]:
         demos = retrieve(ctx.task, ctx.archive, self.demonstrations)

@@ -96,6 +96,9 @@ def test_a_stopped_demo_continues_and_a_finished_one_replays_its_samples(
     assert code == 3, out  # resumable: nothing ran
     stopped = re.search(r"search thread '(demo-[\d-]+)'", out)
     assert stopped is not None
+    # the stop names the exact command that continues the thread (`make demo` runs `demo`)
+    assert f"continue with `agenttts demo --task {task} " in out
+    assert f"--thread {stopped.group(1)}`" in out
 
     with StubServer(reply, models=("m",)) as server:
         monkeypatch.setenv(ENV_URL, server.url)

@@ -4,6 +4,7 @@ the same command finishes the thread. Real processes, a real local server, a rea
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,10 @@ def test_a_failing_endpoint_stops_the_search_resumably_and_visibly(tmp_path):
             out.stderr
         )
         assert "model 'toggle' is not answering" in out.stderr
-        assert "run the same command again" in out.stderr and "Traceback" not in out.stderr
-        # what stopped it, not the agent
-        assert "once the endpoint of model 'toggle' answers again" in out.stderr
+        assert "Traceback" not in out.stderr
+        # what stopped it, not the agent, and the exact command that continues the thread
+        continues = f"continue with `{shlex.join(search)}`"
+        assert f"once the endpoint of model 'toggle' answers again, {continues}" in out.stderr
         # stopped at the first request that failed for good: the ones in flight beside it
         # (2 items x up to 3 trials) stop at their next attempt, nothing more is sent
         assert server.counts["toggle"] <= 6 * MAX_ATTEMPTS

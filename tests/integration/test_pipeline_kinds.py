@@ -511,3 +511,22 @@ def test_dry_run_catches_a_wrong_output_key_and_a_raising_metric(stub, tmp_path,
     out = capsys.readouterr().out
     assert "dry run: the first training item on the cheapest configuration, qa=mx1" in out
     assert 'item bad: em=0, f1=0\n  gold:       ["none"]\n  prediction: Atlantis\n' in out
+
+
+def test_a_code_error_stops_the_search_naming_the_command_to_continue(stub, tmp_path, capsys):
+    """A metric that raises on every item: 6 trials, 71 calls, exit 0 and no best before; now the
+    first trial stops the search (exit 2) with the error and the exact command to continue."""
+    from agenttts.cli.main import main
+
+    path = python_task(
+        tmp_path, stub.url, "answer", metric="pipes:metric_raises", cache=str(tmp_path / "c")
+    )
+    argv = ["search", str(path), "--db", str(tmp_path / "runs.sqlite"), "--proposer", "insight"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "\nerror: every item (4) of qa=" in err and "KeyError: 'answer'" in err
+    assert (
+        f"once the code is fixed, continue with `agenttts {' '.join(argv)} --thread task-insight`"
+        in err
+    )
+    assert len(stub.requests) <= 8  # the first initial trials' draws only

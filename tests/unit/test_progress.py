@@ -78,3 +78,22 @@ def test_quiet_shows_neither(caplog):
     with ItemProgress(4, "x", stream=io.StringIO()) as p:
         p.advance(4)
     assert term.getvalue() == "" and not caplog.records
+
+
+def test_the_progress_line_says_when_a_trial_lost_items():
+    """A trial can succeed with some items failed (scored 0): the line says so, not "0 failed"
+    alone."""
+    from agenttts.archive import Trial
+    from agenttts.cli.node_progress import describe_update
+    from agenttts.environment.space import Config
+
+    def trial(i: int, **details: int) -> dict:
+        return Trial(
+            trial_id=i, iteration=1, proposer="x", status="ok", score=0.5, metrics={"em": 0.5},
+            config=Config.of({"qa": ("m", i + 1)}), details=details,
+        ).dump()  # fmt: skip
+
+    update = {"archive": [trial(0), trial(1, items=12, failed_items=5)]}
+    assert describe_update("execute_trials", update) == (
+        "executed 2 (0 failed, 1 with failed or timed-out items), best of batch 0.5"
+    )
