@@ -262,6 +262,7 @@ def build_report(
         },
         "agent_usage": dict(state.get("agent_usage") or {}),
         "agent_failures": list(state.get("agent_failures") or []),
+        "agent_reasoning": list(state.get("agent_reasoning") or []),
         "search_cost": search_cost(state),
         "best": _trial_summary(archive.best()),
         "best_noise": best_noise(archive, getattr(task, "main_metric", None)),
@@ -347,6 +348,13 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
         if report.get("preference_notes"):
             lines += ["", report["preference_notes"]]
     lines += ["", "## Guidelines", "", report.get("guidelines") or "(none)"]
+    thoughts = report.get("agent_reasoning") or []
+    if thoughts:  # a reasoning agent's thinking, beside what it answered (in full in the JSON)
+        lines += ["", "## The agent's reasoning", ""]
+        for r in thoughts:
+            text = " ".join(str(r["reasoning"]).split())
+            cut = text if len(text) <= 400 else text[:399] + "…"
+            lines.append(f"- iteration {r['iteration']}, {r['node']}: {cut}")
     lines += ["", "## Scores and cost per trial", "", "![scores and costs](best_so_far.png)"]
     if archive:
         rows = archive_rows(archive, task.get("main_metric"))

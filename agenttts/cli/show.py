@@ -148,6 +148,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"\nagent failures ({len(failures)}):")
         for f in failures:
             print(f"  iteration {f['iteration']} {f['node']}: {f['error'][:200]}")
+    thoughts = v.get("agent_reasoning") or []
+    if thoughts:
+        print(f"\nthe agent's reasoning ({len(thoughts)} answers; in full with --json):")
+        for r in thoughts[-3:]:
+            text = " ".join(str(r["reasoning"]).split())
+            print(f"  iteration {r['iteration']} {r['node']}: {text[:160]}")
     if v.get("report"):
         print(f"\nreport: {v['report'].get('markdown')}")
     return 0

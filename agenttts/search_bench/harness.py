@@ -16,12 +16,12 @@ training evaluation of the optimal configuration. A method may run with racing o
 (`Method.racing`, `agenttts.racing`); `summary.racing_comparison` sets each against its run
 without.
 For an LLM method the bench also counts where its trials came from (the agent's proposals as
-given or repaired, insight top-ups) and waits for a slow local agent (`AGENT_TIMEOUT_S`).
+given or repaired, insight top-ups). A slow local agent is waited for as in any run: its calls'
+limit follows its measured speed (`agenttts.agent_timing`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +33,6 @@ from agenttts.environment.space import Config
 from agenttts.environment.task import Task, TaskError
 from agenttts.environment.task_loading import load_task, resolve_task_path
 from agenttts.errors import InputError
-from agenttts.graph.context import ENV_PREFIX
 from agenttts.graph.runner import timeline
 from agenttts.graph.storage import is_postgres
 from agenttts.llm import AgentUsage
@@ -52,11 +51,6 @@ SIMULATED_TASKS = (
     "sim-taskbench",
     "sim-chatdev",
 )
-#: Seconds one agent call may take in a bench run unless the run or `$AGENTTTS_AGENT_TIMEOUT_S`
-#: says otherwise. A bench measures the search, not the agent's latency: a small local model on a
-#: busy CPU takes minutes per answer, and the run's default (120 s) would stop it as unreachable.
-#: A server that is really gone still fails at once (connection refused).
-AGENT_TIMEOUT_S = 3600.0
 
 
 @dataclass
@@ -204,16 +198,6 @@ def trial_origins(archive: Archive) -> dict[str, int]:
     return {**out, "agent_rejected": len(search.rejected())}
 
 
-def agent_overrides(settings: BenchSettings, uses_llm: bool) -> dict[str, Any]:
-    """The run's agent settings: the bench's own, plus its long per-call timeout for an LLM
-    method unless the bench or the environment sets one."""
-    out = dict(settings.agent)
-    given = "agent_timeout_s" in out or ENV_PREFIX + "AGENT_TIMEOUT_S" in os.environ
-    if uses_llm and not given:
-        out["agent_timeout_s"] = AGENT_TIMEOUT_S
-    return out
-
-
 def run_one(
     task_path: Path,
     task: Task,
@@ -236,7 +220,7 @@ def run_one(
         "patience": None,
         "report_dir": str(settings.report_dir),
         **({"racing": method.racing} if method.racing is not None else {}),
-        **agent_overrides(settings, method.uses_llm),
+        **settings.agent,
     }
     outcome = runner(
         str(task_path),

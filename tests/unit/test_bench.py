@@ -12,7 +12,7 @@ import yaml
 from agenttts.cli.main import main
 from agenttts.errors import InputError
 from agenttts.search_bench import BenchSettings, run_bench, write_outputs
-from agenttts.search_bench.harness import AGENT_TIMEOUT_S, agent_overrides, reach
+from agenttts.search_bench.harness import reach
 from agenttts.search_bench.output import origins_table, summary_text
 
 
@@ -168,8 +168,6 @@ def test_bench_counts_where_an_llm_methods_trials_came_from(tmp_path):
     replies = [Reply(json.dumps({"configs": c, "rationale": "r"})) for c in answers]
     with CannedServer(replies) as srv:
         s = agent_bench(tmp_path, srv.url)
-        assert agent_overrides(s, True)["agent_timeout_s"] == AGENT_TIMEOUT_S
-        assert "agent_timeout_s" not in agent_overrides(s, False)
         result = run_bench(s)
     (run,) = result["runs"]
     assert (run["agent_repaired"], run["agent_topped_up"], run["agent_as_is"]) == (1, 1, 4)
@@ -178,10 +176,3 @@ def test_bench_counts_where_an_llm_methods_trials_came_from(tmp_path):
     assert row["total_agent_topped_up"] == 1
     assert "| sim-tiny | agenthpo | 1 | 3 | 0 | 0 | 4 | 1 | 1 | 0 |" in origins_table(result)
     assert origins_table({"summary": [{**row, "mean_agent_calls": 0}]}) == ""
-
-
-def test_a_given_agent_timeout_is_kept(tmp_path, monkeypatch):
-    s = settings(tmp_path, agent={"agent_timeout_s": 5.0})
-    assert agent_overrides(s, True)["agent_timeout_s"] == 5.0
-    monkeypatch.setenv("AGENTTTS_AGENT_TIMEOUT_S", "7")
-    assert "agent_timeout_s" not in agent_overrides(settings(tmp_path), True)

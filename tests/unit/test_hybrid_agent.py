@@ -136,3 +136,41 @@ def test_repair_snaps_to_the_stages_sample_set(samples):
     )
     fixed, why = repair(task, Config.of({"qa": ("m", samples)}), None) or (None, "")
     assert fixed is not None and fixed["qa"].samples in (4, 16) and "allowed counts" in why
+
+
+def test_a_reasoning_agent_searches_and_its_thinking_is_kept_beside_its_answers(tmp_path):
+    """A whole search with an agent that thinks aloud, in two shapes: its answers are used as a
+    plain agent's are, its thinking is in the thread (`agent_reasoning`, the report) beside each
+    answer, and its thinking tokens are in the agent's usage and so in the search cost."""
+    from agenttts.graph.runner import run_search
+    from agenttts.report import search_cost
+
+    thoughts = ["Retrieval {wants} the big one.", "More qa samples, {maybe}.", "Try {qa: 20}."]
+    with CannedServer(
+        [
+            Reply(json.dumps(PREFERENCES), reasoning=thoughts[0], reasoning_tokens=12),
+            Reply(f"<think>{thoughts[1]}</think>Sample qa more."),
+            Reply(json.dumps(PROPOSAL), reasoning=thoughts[2], reasoning_tokens=12),
+        ]
+    ) as srv:
+        settings = {
+            "proposer": "agenttts",
+            "agent_base_url": srv.url,
+            "agent_model": "canned",
+            "agent_params": 8e9,
+            "batch_size": 4,
+            "max_iterations": 1,
+            "patience": None,
+            "report_dir": str(tmp_path / "reports"),
+        }
+        values = run_search("sim-cwq", "t", tmp_path / "runs.sqlite", settings).values
+    assert [(r["node"], r["reasoning"]) for r in values["agent_reasoning"]] == [
+        ("init_preferences", thoughts[0]),
+        ("generate_guidelines", thoughts[1]),
+        ("propose_trials", thoughts[2]),
+    ]
+    assert values["guidelines"] == "Sample qa more."  # the answer, without its thinking
+    assert values["agent_usage"]["reasoning_tokens"] == 24
+    assert search_cost(values)["agent"] > 0  # its tokens, thinking included, are priced
+    report = json.loads(Path(values["report"]["json"]).read_text())
+    assert [r["reasoning"] for r in report["agent_reasoning"]] == thoughts

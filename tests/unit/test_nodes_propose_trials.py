@@ -127,6 +127,8 @@ def test_screening_records_rejections_and_drops_duplicates(task_file):
         "calls": 3,
         "prompt_tokens": 110,
         "completion_tokens": 55,
+        "reasoning_tokens": 0,
+        "replayed": 0,
         "failures": 1,
     }
     assert update["agent_failures"] == [
