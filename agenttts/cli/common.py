@@ -81,3 +81,31 @@ def resume_command(args: argparse.Namespace, thread: str) -> str:
     typed = sys.argv[0]
     prog = typed if Path(typed).name == "agenttts" else "agenttts"
     return shlex.join([prog, *words])
+
+
+def run_thread(
+    args: argparse.Namespace,
+    thread: str,
+    overrides: dict[str, Any],
+    *,
+    on_event: Any = None,
+    on_start: Any = None,
+) -> Any:
+    """`run_search` for a command (`search`, `demo`): every stop it raises, and Ctrl-C, names the
+    exact command that continues `thread` (`resume_command`)."""
+    from agenttts.graph.runner import run_search
+
+    command = resume_command(args, thread)
+    try:
+        return run_search(
+            args.task,
+            thread,
+            args.db,
+            overrides,
+            on_event=on_event,
+            on_start=on_start,
+            resume_command=command,
+        )
+    except KeyboardInterrupt:
+        print(f"thread {thread!r} is saved; continue with `{command}`", file=sys.stderr)
+        raise

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agenttts.cli.common import resume_command
+from agenttts.cli.common import run_thread
 from agenttts.cli.settings import add_setting_flags, setting_overrides
 from agenttts.errors import InputError, ResumableStop
 from agenttts.graph.context import Context
@@ -209,7 +208,6 @@ def _search(
     args: argparse.Namespace, thread: str, overrides: dict[str, Any], clock: PhaseClock
 ) -> int:
     from agenttts.cli.node_progress import NodeProgress
-    from agenttts.graph.runner import run_search
     from agenttts.graph.storage import display
     from agenttts.progress import set_quiet
 
@@ -229,20 +227,7 @@ def _search(
             progress.end(node, update)
 
     print(f"search thread {thread!r} in {display(args.db)} (task {args.task})", flush=True)
-    command = resume_command(args, thread)
-    try:
-        outcome = run_search(
-            args.task,
-            thread,
-            args.db,
-            overrides,
-            on_event=end,
-            on_start=start,
-            resume_command=command,
-        )
-    except KeyboardInterrupt:
-        print(f"thread {thread!r} is saved; continue with `{command}`", file=sys.stderr)
-        raise
+    outcome = run_thread(args, thread, overrides, on_event=end, on_start=start)
     print()
     for line in [*summary(outcome.values, seen, thread), *clock.lines()]:
         print(line)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from agenttts.cli.common import resume_command
+from agenttts.cli.common import resume_command, run_thread
 from agenttts.cli.settings import add_setting_flags, setting_overrides
 from agenttts.graph.context import Context
 
@@ -39,7 +38,6 @@ def default_thread(task: str, overrides: dict[str, Any]) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from agenttts.cli.node_progress import NodeProgress
-    from agenttts.graph.runner import run_search
     from agenttts.progress import set_quiet
 
     overrides = setting_overrides(args)
@@ -47,20 +45,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     progress = NodeProgress(lambda line: print(line, flush=True))
     quiet = args.quiet or args.json
     set_quiet(quiet)
-    command = resume_command(args, thread)
-    try:
-        outcome = run_search(
-            args.task,
-            thread,
-            args.db,
-            overrides,
-            on_event=None if quiet else progress.end,
-            on_start=None if quiet else progress.start,
-            resume_command=command,
-        )
-    except KeyboardInterrupt:
-        print(f"thread {thread!r} is saved; continue with `{command}`", file=sys.stderr)
-        raise
+    outcome = run_thread(
+        args,
+        thread,
+        overrides,
+        on_event=None if quiet else progress.end,
+        on_start=None if quiet else progress.start,
+    )
     v = outcome.values
     best = outcome.best
     test = v.get("test_result") or {}
@@ -81,11 +72,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return 0
     if not outcome.ran:
-        more = outcome.settings.max_iterations + 5
+        more = (
+            f"{resume_command(args, thread)} --max-iterations {outcome.settings.max_iterations + 5}"
+        )
         print(
             f"thread {thread!r} had already finished; nothing to run (see `agenttts show`). "
-            f"Raise the limit that stopped it to continue it, e.g. `{command} --max-iterations "
-            f"{more}`."
+            f"Raise the limit that stopped it to continue it, e.g. `{more}`."
         )
     print(f"thread {thread}: {v.get('stop_reason') or 'not finished'}")
     if best is not None:
