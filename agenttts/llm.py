@@ -8,11 +8,12 @@ behaviour for the things that go wrong with real servers and weak models:
 - an unusable answer (no JSON, truncated JSON, a schema or task violation) is asked again at most
   `max_parse_retries` times with the reason fed back, then reported as errors, never raised;
 - answers are streamed, and a call's time limit follows the endpoint (`agenttts.agent_timing`):
-  derived from the answer's token cap and the endpoint's measured speed unless `timeout_s` fixes
-  it, so a slow endpoint that keeps writing is waited for; one that sends nothing within the
-  limit is stopped as hanging, one still writing past it as slow (with what it sent), and one that
-  cannot be reached at all as unreachable: each a `ResumableStop` saying which (authentication and
-  an unknown model too), so the run stops and the same command resumes it;
+  unless `timeout_s` fixes one, an answer that keeps streaming is waited for and only silence is
+  limited, to a wait derived from the answer's token cap and the endpoint's measured speed; one
+  that sends nothing that long is stopped as hanging, one still writing past a fixed limit as
+  slow (with what it sent), and one that cannot be reached at all as unreachable: each a
+  `ResumableStop` saying which (authentication and an unknown model too), so the run stops and
+  the same command resumes it;
 - a reasoning model's thinking, in whichever shape it comes, is kept apart from its answer
   (`agenttts.reasoning`): thinking that uses the whole cap is asked again with a larger one, and an
   endpoint that refuses the temperature (o-series) is asked without one;
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from agenttts.agent_timing import Pace, TooSlow, call_limit, read_stream
+from agenttts.agent_timing import Pace, Streamed, TooSlow, call_limit, read_stream
 from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT, Counts
 from agenttts.environment.deployment import api_key_from
 from agenttts.errors import AgentError, ResumableStop
@@ -84,10 +85,11 @@ class AgentEndpoint(BaseModel):
     timeout_s: float | None = Field(
         default=None,
         gt=0,
-        description="Seconds one agent call may take; empty: derived per call from the answer's "
-        "token cap and the endpoint's measured speed (three times what the cap takes at that "
-        "speed), so a slow endpoint that keeps writing is waited for. Answers stream: one that "
-        "sends nothing within the limit is stopped as hanging, one still writing past it as slow.",
+        description="Seconds one agent call may take (one still writing past it is stopped as "
+        "slow); empty: an answer that keeps streaming is waited for, and only silence is "
+        "limited, to a wait derived from the answer's token cap and the endpoint's measured "
+        "speed (three times what the cap takes at it, at least 120 s): an endpoint that sends "
+        "nothing that long is stopped as hanging.",
     )
     max_tokens: int = Field(
         default=1024,
@@ -318,14 +320,18 @@ class Said:
     notes: list[str] = field(default_factory=list)
 
 
-def _unreachable(url: str, e: Exception, limit: float) -> ResumableStop:
+def _unreachable(url: str, e: Exception, limit: float, got: Streamed) -> ResumableStop:
     """Why the agent endpoint cannot be used now: unreachable, hanging (it took the request and
-    sent nothing within the call's limit), or a refusal of the key or the model."""
+    then sent nothing within the call's limit), or a refusal of the key or the model."""
     import openai
 
+    silent = (
+        f"sent {got.tokens} tokens in {got.seconds:.0f} s, then nothing for {limit:.0f} s"
+        if got.tokens
+        else f"accepted the request but sent nothing for {limit:.0f} s"
+    )
     kind = {
-        openai.APITimeoutError: f"accepted the request but sent nothing for {limit:.0f} s "
-        "(hanging; a slow endpoint that writes is waited for)",
+        openai.APITimeoutError: f"{silent} (hanging; a slow endpoint that writes is waited for)",
         openai.APIConnectionError: "could not be reached",
         openai.AuthenticationError: "refused the key (authentication failed)",
         openai.PermissionDeniedError: "refused the request (permission denied)",
@@ -338,12 +344,12 @@ def _unreachable(url: str, e: Exception, limit: float) -> ResumableStop:
     )
 
 
-def _slow(url: str, e: TooSlow, fixed: bool) -> ResumableStop:
-    limit = "--agent-timeout-s" if fixed else "the limit derived from its measured speed"
+def _slow(url: str, e: TooSlow) -> ResumableStop:
     more = f"--agent-timeout-s {max(2 * e.limit, 60):.0f}"
     return ResumableStop(
-        f"agent endpoint {url} is slow: {e.tokens} tokens in {e.seconds:.0f} s, past {limit} "
-        f"({e.limit:.0f} s); raise --agent-timeout-s (or lower --agent-max-tokens)",
+        f"agent endpoint {url} is slow: {e.tokens} tokens in {e.seconds:.0f} s, past "
+        f"--agent-timeout-s ({e.limit:.0f} s); raise --agent-timeout-s, or leave it unset to "
+        "wait for an answer as long as it streams (or lower --agent-max-tokens)",
         resume_when=f"you add `{more}` (the endpoint answers, slowly)",
     )
 
@@ -441,18 +447,19 @@ class AgentClient:
             limit = call_limit(cap, learned.pace, self.endpoint.timeout_s)
             request = {k: v for k, v in params.items() if k not in ("seed", "response_format")}
             extra = {"response_format": params["response_format"]} if response_format else None
+            streamed = Streamed()
             try:
                 chunks = self.chat(seed).stream(
                     convo,
                     **request,
-                    timeout=(10.0, limit, 30.0, 30.0),  # connect, between chunks, write, pool
+                    timeout=(10.0, limit, 30.0, 30.0),  # connect, any silence, write, pool
                     extra_body=extra,  # not LangChain's parse path: the text is read here
                 )
-                streamed = read_stream(chunks, limit)
+                read_stream(chunks, streamed, total=self.endpoint.timeout_s)
             except TooSlow as e:
-                raise _slow(self._safe_url(), e, self.endpoint.timeout_s is not None) from None
+                raise _slow(self._safe_url(), e) from None
             except _fatal() as e:
-                raise _unreachable(self._safe_url(), e, limit) from None
+                raise _unreachable(self._safe_url(), e, limit, streamed) from None
             except openai.APIStatusError as e:
                 if "temperature" in params and refuses_temperature(e.status_code, _brief(e)):
                     learned.no_temperature = True
@@ -464,7 +471,8 @@ class AgentClient:
                     continue
                 raise
             said = self._said(streamed.message, usage, notes)
-            learned.pace = streamed.pace() or learned.pace
+            measured = streamed.pace()
+            learned.pace = measured.slower(learned.pace) if measured else learned.pace
             ran_out = said.finish_reason == "length" and not said.text.strip() and said.reasoning
             if ran_out and cap < THINKING_CAP:
                 learned.cap = min(cap * CAP_GROWTH, THINKING_CAP)
