@@ -32,9 +32,12 @@ class ResumableStop(AgentTTSError, RuntimeError):
 
     exit_code = 3
 
-    def __init__(self, message: str, *, resume_when: str = "the server is back") -> None:
+    def __init__(
+        self, message: str, *, resume_when: str = "the server is back", with_flags: str = ""
+    ) -> None:
         super().__init__(message)
         self.resume_when = resume_when
+        self.with_flags = with_flags  # what the command that continues must add (a raised limit)
 
 
 class EmbeddedServerError(AgentTTSError, RuntimeError):

@@ -86,8 +86,9 @@ class AgentEndpoint(BaseModel):
         default=None,
         gt=0,
         description="Seconds one agent call may take (one still writing past it is stopped as "
-        "slow); empty: an answer that keeps streaming is waited for, and only silence is "
-        "limited, to a wait derived from the answer's token cap and the endpoint's measured "
+        "slow); empty (0 on the command line): an answer that keeps streaming is waited for, "
+        "and only silence is limited, to a wait derived from the answer's token cap and the "
+        "endpoint's measured "
         "speed (three times what the cap takes at it, at least 120 s): an endpoint that sends "
         "nothing that long is stopped as hanging.",
     )
@@ -345,12 +346,12 @@ def _unreachable(url: str, e: Exception, limit: float, got: Streamed) -> Resumab
 
 
 def _slow(url: str, e: TooSlow) -> ResumableStop:
-    more = f"--agent-timeout-s {max(2 * e.limit, 60):.0f}"
     return ResumableStop(
         f"agent endpoint {url} is slow: {e.tokens} tokens in {e.seconds:.0f} s, past "
-        f"--agent-timeout-s ({e.limit:.0f} s); raise --agent-timeout-s, or leave it unset to "
-        "wait for an answer as long as it streams (or lower --agent-max-tokens)",
-        resume_when=f"you add `{more}` (the endpoint answers, slowly)",
+        f"--agent-timeout-s ({e.limit:.0f} s); raise --agent-timeout-s, or set it to 0 to wait "
+        "for an answer as long as it streams (or lower --agent-max-tokens)",
+        resume_when="the endpoint answers, only slowly",
+        with_flags="--agent-timeout-s 0",
     )
 
 

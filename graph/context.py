@@ -226,7 +226,7 @@ class Context(BaseModel):
         "temperature", defines_search=True, aliases=("--temperature",)
     )
     agent_timeout_s: float | None = agent_setting(
-        "timeout_s", metavar="S", aliases=("--agent-timeout",)
+        "timeout_s", metavar="S", aliases=("--agent-timeout",), off=0
     )
     agent_max_tokens: int = agent_setting("max_tokens", ge=16, le=INT_MAX, metavar="N")
     agent_params: float | None = agent_setting("params", metavar="N")

@@ -153,9 +153,16 @@ def run_search(
                 lock.check()
         except ResumableStop as e:
             dead = dead_server_note()  # "unreachable" alone hides a crashed embedded server
+            go_on = f"once {e.resume_when}, {again}"
+            if e.with_flags:  # it needs more room, not more waiting: the command says how much
+                go_on = f"{e.resume_when}: " + (
+                    f"continue with `{resume_command} {e.with_flags}`"
+                    if resume_command
+                    else f"run the same command again with `{e.with_flags}`"
+                )
             raise ResumableStop(
                 f"{e}{f'; {dead}' if dead else ''}\nThe run stopped; thread {thread_id!r} is "
-                f"saved in {display(db)} — once {e.resume_when}, {again}."
+                f"saved in {display(db)} — {go_on}."
             ) from None
         except UserCodeError as e:
             raise UserCodeError(

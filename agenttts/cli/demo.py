@@ -282,7 +282,7 @@ def summary(values: Mapping[str, Any], updates: list[Mapping[str, Any]], thread:
     if asked.calls or asked.replayed:
         lines.append(
             f"agent (this thread): {asked.calls} calls ({asked.completion_tokens} tokens written, "
-            f"{asked.seconds:.0f} s), {asked.replayed} answers replayed from the agent cache"
+            f"{asked.seconds:.0f} s), {asked.replayed} answer(s) replayed from the agent cache"
         )
     report = values.get("report") or {}
     if report:

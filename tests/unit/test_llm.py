@@ -197,7 +197,7 @@ def test_a_slow_but_progressing_agent_is_waited_for_and_a_hanging_one_stopped(qu
             client(srv.url, max_tokens=40, timeout_s=1.0).structured([("user", "u")], Picks)
     message = str(fixed.value)
     assert re.search(r"is slow: \d+ tokens in \d+ s, past --agent-timeout-s \(1 s\)", message)
-    assert "leave it unset to wait for an answer as long as it streams" in message
+    assert "set it to 0 to wait for an answer as long as it streams" in message
     assert "raise --agent-timeout-s" in message and "unreachable" not in message
     assert all(r["stream"] for r in srv.requests)  # answers stream: progress is visible
 
