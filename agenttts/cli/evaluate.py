@@ -84,7 +84,9 @@ def items_text(records: Sequence[Mapping[str, Any]], samples_shown: int = 4) -> 
             for call in calls:
                 texts = call["samples"]
                 shown = " | ".join(_short(t, 60) for t in texts[:samples_shown])
-                more = f" (+{len(texts) - samples_shown} more)" if len(texts) > samples_shown else ""
+                more = (
+                    f" (+{len(texts) - samples_shown} more)" if len(texts) > samples_shown else ""
+                )
                 got = f" -> {_short(call['output'], 60)}" if "output" in call else ""
                 lines.append(f"  {stage} ({len(texts)} sample(s)): {shown}{more}{got}")
     return "\n".join(lines)
