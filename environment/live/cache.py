@@ -39,7 +39,7 @@ from typing import Any
 
 import sqlite_utils
 
-from agenttts.errors import InputError
+from agenttts.errors import TrialError
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ class SampleCache:
         """The one model identity this cache holds samples of under served name `model`, for a
         replay that may not ask the server (of those kept per server, the one of `servers`); the
         bare name when it holds none (rows written before identities were keyed on it).
-        Several: `InputError` (declare a `revision`)."""
+        Several: `TrialError` (the replay cannot choose; declare a `revision`)."""
         rows = self.db.execute(
             "SELECT DISTINCT identity FROM prompts WHERE model = ? AND identity IS NOT NULL",
             [model],
@@ -283,7 +283,7 @@ class SampleCache:
         if len(rows) > 1 and len(mine) == 1:
             return str(mine[0][0])
         if len(rows) > 1:
-            raise InputError(
+            raise TrialError(
                 f"the sample cache {self.path} holds samples of {len(rows)} different models "
                 f"served as {model!r} ({'; '.join(r[0] for r in rows)}): declare the `revision:` "
                 "of the one to replay in the deployment file"

@@ -9,7 +9,7 @@ import yaml
 
 from agenttts.environment.deployment import Deployment, Endpoint
 from agenttts.environment.live.cache import Sample, SampleCache, model_identity, request_key
-from agenttts.errors import InputError
+from agenttts.errors import InputError, TrialError
 
 MSG = [{"role": "user", "content": "Q?"}]
 PARAMS = {"temperature": 0.9, "max_tokens": 8}
@@ -55,7 +55,7 @@ def test_a_replay_without_a_server_finds_the_one_model_the_cache_holds(tmp_path)
     other = model_identity("smollm2", {**VLLM_CARD, "root": "/b"})
     cache.put(request_key(other, MSG, PARAMS), model="smollm2", identity=other, messages=MSG,
               params=PARAMS, prompt_tokens=5, samples=[Sample(0, "b", 1)])  # fmt: skip
-    with pytest.raises(InputError, match="holds samples of 2 different models served as"):
+    with pytest.raises(TrialError, match="holds samples of 2 different models served as"):
         cache.identity_of("smollm2")
 
 
