@@ -25,7 +25,13 @@ from typing import Any, ClassVar, Protocol, Self, TypeVar, final, runtime_checka
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agenttts.environment.space import Config, config_cost, config_problems, stage_costs
+from agenttts.environment.space import (
+    Config,
+    config_cost,
+    config_problems,
+    fewer_samples,
+    stage_costs,
+)
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Problem, Task
 from agenttts.environment.user_files import validation_problems
@@ -258,6 +264,10 @@ class Executor(ABC):
     """
 
     kind: ClassVar[str]
+    #: Settings under which this executor answers only from samples already drawn and fails a
+    #: configuration that needs a new one (the live executors' `cache_only`). A replay needs
+    #: none: its emulated cache charges what was not drawn (free evaluations, `agenttts.derived`).
+    held_only: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, task: Task, **overrides: Any):
         self.task = task
@@ -267,6 +277,13 @@ class Executor(ABC):
     def check_task(cls, task: Task) -> list[Problem]:
         """Executor-specific checks run by `task validate` before anything is spent."""
         return []
+
+    @classmethod
+    def held_reductions(cls, task: Task, config: Config) -> list[Config]:
+        """Configurations that the samples `config` drew may answer in full, each to be checked
+        by running it under `held_only` (`agenttts.derived`): here fewer samples on the last
+        stage, whose output feeds no later stage -- what the emulated cache holds after it."""
+        return fewer_samples(task, config, task.stages[-1].name)
 
     @final
     async def run(

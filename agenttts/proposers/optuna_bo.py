@@ -117,7 +117,7 @@ class OptunaProposer(Proposer):
         for t in history:
             study.add_trial(self._frozen(task, t, space, floor))
 
-        taken = ctx.archive.executed().keys()
+        taken = ctx.archive.evaluated().keys()
         configs: list[Config] = []
         for _ in range(ctx.batch_size * ASKS_PER_CONFIG):
             if len(configs) == ctx.batch_size:

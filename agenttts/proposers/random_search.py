@@ -15,5 +15,5 @@ class RandomProposer(Proposer):
 
     def propose(self, ctx: ProposalContext) -> Proposal:
         rng = seeded_rng(self.name, self.settings.seed, ctx.iteration)
-        configs = sample_feasible(ctx.task, rng, ctx.batch_size, ctx.archive.executed().keys())
+        configs = sample_feasible(ctx.task, rng, ctx.batch_size, ctx.archive.evaluated().keys())
         return Proposal(configs=configs, rationale="uniform draws from the feasible configurations")
