@@ -300,7 +300,7 @@ class PipelineExecutor(PerConfigExecutor):
         if not items:
             raise InputError(f"the {split} split is empty")
         run = TrialRun(self.task, config, self.sampler)
-        progress = ItemProgress(len(items), f"{split} {config.short()}")
+        progress = ItemProgress(len(items), f"{split} {config.short()}", quiet=self.live.cache_only)
         # each item in a fresh context: a user's graph must not inherit the caller's LangGraph
         # run (its checkpointer, callbacks), as it would when the search itself runs in a graph
         loop = asyncio.get_running_loop()
