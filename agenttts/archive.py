@@ -97,10 +97,7 @@ class Trial(TrialResult):
         )
 
     def dump(self) -> dict[str, Any]:
-        """The state's dict. A derived trial leaves out what it holds at the default (it
-        ran nothing: no tokens, calls, items or errors): they are many, and each is read back
-        from every checkpoint."""
-        return self.model_dump(mode="json", exclude_defaults=self.derived_from is not None)
+        return self.model_dump(mode="json")
 
 
 def trials_from(

@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agenttts.archive import Archive, Trial
 from agenttts.derived import with_derived
 from agenttts.environment.registry import run_batch
 from agenttts.environment.space import Config
 from agenttts.environment.task import Task
 from agenttts.environment.task_loading import load_task
+from agenttts.proposers import make_proposer
+from agenttts.proposers.base import ProposalContext, ProposerSettings
 from agenttts.proposers.screening import screen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
@@ -110,3 +114,18 @@ def test_a_failed_trial_derives_nothing(tmp_path):
     failed = trials(task, [Config.of({"qa": ("big", 8)})])
     failed[0] = {**failed[0], "status": "failed", "error": "boom", "score": None, "metrics": {}}
     assert with_derived(task, [], failed) == failed
+
+
+@pytest.mark.parametrize("method", ["random", "tpe", "grid"])
+def test_baselines_learn_from_free_evaluations_and_never_ask_for_one(tmp_path, method):
+    """16 configurations; one trial at (big, 8) answers the 7 smaller big ones: what is left to
+    propose is the small model's 8, whatever the method (TPE is told the free ones as completed
+    trials)."""
+    task = samples_task(tmp_path)
+    archive = Archive.from_state(
+        {"archive": with_derived(task, [], trials(task, [Config.of({"qa": ("big", 8)})]))}
+    )
+    proposer = make_proposer(method, ProposerSettings(seed=0))
+    proposal = proposer.propose(ProposalContext(task, archive, iteration=1, batch_size=8))
+    assert sorted(c["qa"].samples for c in proposal.configs) == list(range(1, 9))
+    assert {c["qa"].model for c in proposal.configs} == {"small"}
