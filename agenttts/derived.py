@@ -86,14 +86,26 @@ def derive(
                 if c.key() not in known and c.key() not in tries:
                     tries[c.key()] = (source, c)
         known |= tries.keys()
-        results = registry.run_batch(
-            task, [c for _, c in tries.values()], "train", earlier=earlier, **kind.held_only
-        )
+        # on the items as the source listed them (a raced trial: in its race's order), so that a
+        # derived incumbent has per-item scores to be raced against
+        by_items: dict[tuple[int, ...] | None, list[tuple[Trial, Config]]] = {}
+        for source, c in tries.values():
+            order = None if source.item_ids is None else tuple(source.item_ids)
+            by_items.setdefault(order, []).append((source, c))
         frontier = []
-        for (source, config), r in zip(tries.values(), results, strict=True):
-            if r.ok and r.search_cost == 0.0 and r.calls == 0:
-                out.append((source, _compact(r)))
-                frontier.append((source, config))
+        for items, group in by_items.items():
+            results = registry.run_batch(
+                task,
+                [c for _, c in group],
+                "train",
+                items=items,
+                earlier=earlier,
+                **kind.held_only,
+            )
+            for (source, config), r in zip(group, results, strict=True):
+                if r.ok and r.search_cost == 0.0 and r.calls == 0:
+                    out.append((source, _compact(r)))
+                    frontier.append((source, config))
     return out
 
 

@@ -92,6 +92,12 @@ def test_only_new_full_trials_derive_and_only_what_is_not_known(tmp_path):
     # a trial raced out after some items held samples for those items only: no source
     partial = trials(task, [Config.of({"qa": ("small", 8)})], first=4, items=[0, 1, 2])
     assert with_derived(task, archive, partial) == partial
+    # one that raced to the end derives on its items, in its order: per-item scores to race with
+    order = list(range(16))[::-1]
+    raced = trials(task, [Config.of({"qa": ("small", 3)})], first=4, items=order)
+    _, *derived = map(Trial.model_validate, with_derived(task, archive, raced))
+    assert [t.config["qa"].samples for t in derived] == [1, 2]
+    assert all(t.item_ids == order and t.item_scores and t.fidelity == 1.0 for t in derived)
 
 
 def test_grid_and_simulated_derive_the_last_stage_as_their_table_or_surface_answers(tmp_path):
