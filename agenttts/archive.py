@@ -97,7 +97,34 @@ class Trial(TrialResult):
         )
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The state's dict. A derived trial keeps only what it is read for (`DERIVED_FIELDS`;
+        the rest is its model's default): they are many (every S' < S), and a checkpoint or a
+        history read parses each."""
+        if self.derived_from is None:
+            return self.model_dump(mode="json")
+        return self.model_dump(mode="json", include=set(DERIVED_FIELDS), exclude_none=True)
+
+
+#: What a derived trial's state dict holds: its identity and result, and its per-item scores
+#: where its source raced (racing compares with them). It ran nothing: no tokens, calls, stage
+#: reports or timings of its own (its source trial has them).
+DERIVED_FIELDS = frozenset(
+    {
+        "trial_id",
+        "iteration",
+        "phase",
+        "proposer",
+        "status",
+        "split",
+        "config",
+        "metrics",
+        "score",
+        "nominal_cost",
+        "derived_from",
+        "item_ids",
+        "item_scores",
+    }
+)
 
 
 def trials_from(

@@ -83,8 +83,9 @@ def derive(
         tries: dict[str, tuple[Trial, Config]] = {}
         for source, config in frontier:
             for c in kind.held_reductions(task, config):
-                if c.key() not in known and c.key() not in tries:
-                    tries[c.key()] = (source, c)
+                key = c.key()
+                if key not in known and key not in tries:
+                    tries[key] = (source, c)
         known |= tries.keys()
         # on the items as the source listed them (a raced trial: in its race's order), so that a
         # derived incumbent has per-item scores to be raced against
