@@ -321,6 +321,15 @@ class Archive(Sequence[Trial]):
         )
         return list(groups.get(tuple(sorted(models.items())), ()))
 
+    def executed_within(self) -> list[int]:
+        """How many executed trials the first k trials hold, for k = 0..len: a checkpoint's
+        archive is a head of the thread's latest one, so reading a thread's history needs one
+        parse, not one per checkpoint (free evaluations make archives long)."""
+        out = [0]
+        for t in self:
+            out.append(out[-1] + _is_executed(t))
+        return out
+
     def search_cost(self, *, nominal: bool = False) -> float:
         """What running these trials cost the search (`TrialResult.search_cost`, budget units x
         items, newly drawn samples only; `nominal`: as if nothing were cached); the agent's own
