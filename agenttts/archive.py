@@ -105,9 +105,10 @@ class Trial(TrialResult):
         return self.model_dump(mode="json", include=set(DERIVED_FIELDS), exclude_none=True)
 
 
-#: What a derived trial's state dict holds: its identity and result, and its per-item scores
-#: where its source raced (racing compares with them). It ran nothing: no tokens, calls, stage
-#: reports or timings of its own (its source trial has them).
+#: What a derived trial's state dict holds: its identity and result (with the split's size, its
+#: score's standard error needs it), and its per-item scores where its source raced (racing
+#: compares with them). It ran nothing: no tokens, calls, stage reports or timings of its own
+#: (its source trial has them).
 DERIVED_FIELDS = frozenset(
     {
         "trial_id",
@@ -121,6 +122,7 @@ DERIVED_FIELDS = frozenset(
         "score",
         "nominal_cost",
         "derived_from",
+        "split_size",
         "item_ids",
         "item_scores",
     }

@@ -62,6 +62,7 @@ def test_a_samples_trial_at_s_scores_every_smaller_s_as_its_own_trial_would(tmp_
     assert [t.trial_id for t in derived] == list(range(1, 8))
     for t in derived:
         assert (t.derived_from, t.split, t.search_cost, t.iteration) == (0, "train", 0.0, 1)
+        assert t.items_evaluated == 16  # its score's standard error reads the split's size
         [alone] = run_batch(task, [t.config], "train")  # S' run as its own trial, fresh
         assert t.metrics == alone.metrics and t.score == alone.metrics["accuracy"]
         assert t.nominal_cost == alone.nominal_cost
