@@ -8,6 +8,16 @@ Every node reads the archive, so reading it must not cost in proportion to its l
 list only grows by appending, and `from_state` validates only the trials added since the last parse
 it remembers (`_Parses`); the queries are single passes, memoised on the immutable `Archive`. The
 state's list stays the one record: everything here is derived from it and rebuilt when it changes.
+
+**Derived trials** (free evaluations, `agenttts.derived`): a configuration whose answers a trial's
+samples already held, scored at no new cost, recorded with the trial it came from
+(`derived_from`). It is a result, not a run: it is scored (`scored`, `ranked`, `best`: the final
+test evaluation runs it for real), it fills the lines and curves the proposers read, it counts for
+the best score of its source's iteration (so for the stop rules' staleness: the iteration found
+it), and it is known (`evaluated`: the screen drops it, no proposer runs it again). It is not
+executed (`executed`): the trial cap, the bench's executed trials to the optimum, the search cost
+and the trial-by-trial curves (`best_so_far`, `search_costs`) count runs only, a derived result
+improving the best from the point its source ran.
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ class Trial(TrialResult):
     #: score (`agenttts.racing.estimate`), its metrics holding the mean over the items it saw.
     score: float | None = None
     rationale: str | None = None
+    #: A derived (free) evaluation: the id of the trial whose samples answered it (cost 0).
+    derived_from: int | None = None
 
     @classmethod
     def from_result(
@@ -56,6 +68,7 @@ class Trial(TrialResult):
         proposer: str,
         phase: Phase = "search",
         rationale: str | None = None,
+        derived_from: int | None = None,
     ) -> Trial:
         return cls(
             **dict(result),
@@ -66,6 +79,7 @@ class Trial(TrialResult):
             status="ok" if result.ok else "failed",
             score=result.metrics.get(task.main_metric) if result.ok else None,
             rationale=rationale,
+            derived_from=derived_from,
         )
 
     @classmethod
@@ -83,7 +97,36 @@ class Trial(TrialResult):
         )
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The state's dict. A derived trial keeps only what it is read for (`DERIVED_FIELDS`;
+        the rest is its model's default): they are many (every S' < S), and a checkpoint or a
+        history read parses each."""
+        if self.derived_from is None:
+            return self.model_dump(mode="json")
+        return self.model_dump(mode="json", include=set(DERIVED_FIELDS), exclude_none=True)
+
+
+#: What a derived trial's state dict holds: its identity and result (with the split's size, its
+#: score's standard error needs it), and its per-item scores where its source raced (racing
+#: compares with them). It ran nothing: no tokens, calls, stage reports or timings of its own
+#: (its source trial has them).
+DERIVED_FIELDS = frozenset(
+    {
+        "trial_id",
+        "iteration",
+        "phase",
+        "proposer",
+        "status",
+        "split",
+        "config",
+        "metrics",
+        "score",
+        "nominal_cost",
+        "derived_from",
+        "split_size",
+        "item_ids",
+        "item_scores",
+    }
+)
 
 
 def trials_from(
@@ -203,11 +246,21 @@ class Archive(Sequence[Trial]):
         return len(self._trials)
 
     def executed(self) -> Archive:
-        """Trials that ran on the training split (ok or failed); rejected proposals never ran."""
+        """Trials that ran on the training split (ok or failed); rejected proposals never ran,
+        derived ones were answered by another trial's samples."""
         return self._select("executed", _is_executed)
 
+    def derived(self) -> Archive:
+        """Free evaluations: configurations scored from an executed trial's samples."""
+        return self._select("derived", _is_derived)
+
+    def evaluated(self) -> Archive:
+        """Every trial with a result on the training split, executed or derived: what no
+        proposer should be asked to run again."""
+        return self._select("evaluated", _is_evaluated)
+
     def scored(self) -> Archive:
-        """Executed trials with a score (partial ones too: see `full`)."""
+        """Trials with a score, executed or derived (partial ones too: see `full`)."""
         return self._select("scored", _is_scored)
 
     def full(self) -> Archive:
@@ -270,30 +323,54 @@ class Archive(Sequence[Trial]):
         )
         return list(groups.get(tuple(sorted(models.items())), ()))
 
-    def search_cost(self) -> float:
-        """What running these trials cost the search (`TrialResult.search_cost`, budget units x
-        items, newly drawn samples only); the agent's own cost is `AgentUsage.search_cost`."""
-        return math.fsum(t.search_cost for t in self.executed())
+    def executed_within(self) -> list[int]:
+        """How many executed trials the first k trials hold, for k = 0..len: a checkpoint's
+        archive is a head of the thread's latest one, so reading a thread's history needs one
+        parse, not one per checkpoint (free evaluations make archives long)."""
+        out = [0]
+        for t in self:
+            out.append(out[-1] + _is_executed(t))
+        return out
 
-    def search_costs(self) -> list[float]:
+    def search_cost(self, *, nominal: bool = False) -> float:
+        """What running these trials cost the search (`TrialResult.search_cost`, budget units x
+        items, newly drawn samples only; `nominal`: as if nothing were cached); the agent's own
+        cost is `AgentUsage.search_cost`."""
+        return math.fsum(_cost(t, nominal) for t in self.executed())
+
+    def search_costs(self, *, nominal: bool = False) -> list[float]:
         """The running total of `search_cost` after each executed trial (as `best_so_far`)."""
         out: list[float] = []
         total = 0.0
         for t in self.executed():
-            total += t.search_cost
+            total += _cost(t, nominal)
             out.append(total)
         return out
 
     def best_so_far(self) -> list[float | None]:
         """The best full-fidelity score after each executed trial (rejected proposals are not
-        trials; a partial score is not a result)."""
+        trials; a partial score is not a result; a derived result counts from its source on)."""
+        freed: dict[int, float] = {}
+        for t in self.derived().full().scored():
+            if t.derived_from is not None and t.score is not None:
+                freed[t.derived_from] = max(t.score, freed.get(t.derived_from, -math.inf))
         out: list[float | None] = []
         best: float | None = None
         for t in self.executed():
-            if _is_full(t) and t.score is not None and (best is None or t.score > best):
-                best = t.score
+            found = [t.score] if _is_full(t) and t.score is not None else []
+            found += [freed[t.trial_id]] if t.trial_id in freed else []
+            for score in found:
+                if best is None or score > best:
+                    best = score
             out.append(best)
         return out
+
+    def curves(self) -> list[Curve]:
+        """Per stage and model, score by sample count (insight 2's evidence, which free
+        evaluations fill in): the line through the best scored trial that runs that model on
+        that stage, every other stage as in it. Stages in pipeline order, models best first."""
+        curves: list[Curve] = self._answer("curves", _Query(_curves))
+        return list(curves)
 
 
 @dataclass(frozen=True)
@@ -306,7 +383,19 @@ class _Query(Generic[T]):
 
 
 def _is_executed(t: Trial) -> bool:
+    return t.status != "rejected" and t.derived_from is None
+
+
+def _is_derived(t: Trial) -> bool:
+    return t.derived_from is not None
+
+
+def _is_evaluated(t: Trial) -> bool:
     return t.status != "rejected"
+
+
+def _cost(t: Trial, nominal: bool) -> float:
+    return t.nominal_search_cost if nominal else t.search_cost
 
 
 def _is_scored(t: Trial) -> bool:
@@ -395,6 +484,38 @@ def _with_groups(
 
 
 _LINES: _Query[dict[_LineKey, dict[int, float]]] = _Query(lambda a: _with_lines({}, a), _with_lines)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One stage's score by sample count on one model, the other stages as in `through`."""
+
+    stage: str
+    model: str
+    through: Trial  # the best scored trial with this model on this stage
+    scores: dict[int, float]  # S -> the best score seen there
+
+    @property
+    def peak(self) -> int:
+        """The sample count scoring highest (ties: the fewest samples)."""
+        return max(self.scores, key=lambda s: (self.scores[s], -s))
+
+
+def _curves(archive: Archive) -> list[Curve]:
+    ranked = [t for t in archive.ranked() if _is_full(t)]
+    through: dict[tuple[str, str], Trial] = {}
+    for t in ranked:  # best first: the first trial met per (stage, model) is its best
+        for stage, chosen in t.config.items():
+            through.setdefault((stage, chosen.model), t)
+    stages = list(ranked[0].config.root) if ranked else []
+    return [
+        Curve(stage, model, t, archive.scores_along(t.config, stage))
+        for stage in stages
+        for (name, model), t in through.items()
+        if name == stage
+    ]
+
+
 _GROUPS: _Query[dict[tuple[tuple[str, str], ...], tuple[Trial, ...]]] = _Query(
     lambda a: _with_groups({}, a), _with_groups
 )

@@ -29,14 +29,23 @@ def set_quiet(quiet: bool) -> None:
 class ItemProgress:
     """`with ItemProgress(n, "trial qa=m x4") as p: ... p.advance()` once per finished item."""
 
-    def __init__(self, total: int, label: str, *, stream: TextIO | None = None, lines: int = 4):
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        *,
+        stream: TextIO | None = None,
+        lines: int = 4,
+        quiet: bool = False,
+    ):
+        """`quiet`: nothing to show for this trial (a cache-only replay waits for nothing)."""
         self.total = total
         self.label = label
         self.done = 0
         self.every = max(1, math.ceil(total / max(1, lines)))
         self.started = time.monotonic()
         stream = stream or sys.stderr
-        shown = log.isEnabledFor(logging.INFO) and total > 0
+        shown = log.isEnabledFor(logging.INFO) and total > 0 and not quiet
         self.lines = shown and not stream.isatty()
         self.bar: tqdm | None = None
         if shown and not self.lines:

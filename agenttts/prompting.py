@@ -47,7 +47,15 @@ ROLE_FIELDS: dict[str, tuple[str, ...]] = {
     "system": (),
     "preferences": ("task", "archive", "preferences", "batch_size"),
     "guidelines": ("task", "archive", "preferences", "batch_size", "previous"),
-    "proposal": ("task", "archive", "preferences", "batch_size", "guidelines", "evidence"),
+    "proposal": (
+        "task",
+        "archive",
+        "preferences",
+        "batch_size",
+        "guidelines",
+        "evidence",
+        "curves",
+    ),
 }
 #: Placeholders a role's prompt must keep: without the task the agent does not know the models and
 #: the budget, without the archive it searches blind.

@@ -95,6 +95,8 @@ def archive_rows(trials: Sequence[Trial], metric: str | None = None) -> list[lis
     top = score_noise(best, metric) if best is not None else None
     rows = []
     for t in trials:
+        if t.derived_from is not None:  # many: `derived_line` sums them up
+            continue
         note = "; ".join(x for x in (t.error, failed_items_note(t.details)) if x)
         made_by = origin(t.rationale)
         if made_by:  # not the agent's proposal as it stood: say so where the trial is listed
@@ -161,6 +163,7 @@ def _trial_summary(t: Trial | None) -> dict[str, Any] | None:
         return None
     return {
         "trial_id": t.trial_id,
+        "derived_from": t.derived_from,
         "iteration": t.iteration,
         "config": t.config.model_dump(mode="json"),
         "split": t.split,
@@ -181,14 +184,29 @@ def best_noise(archive: Archive, metric: str | None) -> dict[str, Any] | None:
     top = score_noise(best, metric) if best is not None else None
     if best is None or top is None:
         return None
-    close = [
+    close = [  # executed trials (free evaluations are many: curves, not lists, show them)
         t.trial_id
-        for t in archive.full().scored()
+        for t in archive.executed().full().scored()
         if t.trial_id != best.trial_id
         and (n := score_noise(t, metric)) is not None
         and n.within(top)
     ]
     return {"se": top.se, "items": top.items, "right": top.right, "within_noise": close}
+
+
+def derived_line(archive: Archive) -> str | None:
+    """One line on the free evaluations (None: there are none); the best one, if it leads."""
+    derived = archive.derived()
+    if not derived:
+        return None
+    line = (
+        f"{len(derived)} derived evaluations, free (answered by the samples of "
+        f"{len({t.derived_from for t in derived})} executed trials; `show --json` lists them)"
+    )
+    best = archive.best()
+    if best is not None and best.derived_from is not None:
+        line += f"; the best, #{best.trial_id}, is derived from #{best.derived_from}"
+    return line
 
 
 def search_cost(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,6 +224,7 @@ def search_cost(state: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "total": environment + agent,
         "environment": environment,
+        "environment_nominal": executed.search_cost(nominal=True),
         "agent": agent,
         "items_evaluated": sum(t.items_evaluated for t in executed),
         "endpoint_calls": sum(t.calls for t in executed),
@@ -222,6 +241,8 @@ def search_cost_line(cost: Mapping[str, Any]) -> str:
         f"search cost {cost['total']:.4g} budget units x items (environment "
         f"{cost['environment']:.4g} over {cost['items_evaluated']} items evaluated"
     )
+    if cost.get("environment_nominal", cost["environment"]) != cost["environment"]:
+        line += f", {cost['environment_nominal']:.4g} without the sample cache"
     if cost.get("endpoint_calls"):
         line += f", {cost['endpoint_calls']} endpoint calls, {cost['endpoint_tokens']} tokens"
     if cost.get("agent_tokens"):
@@ -259,6 +280,7 @@ def build_report(
             "with_failed_items": sum(
                 1 for t in archive.executed() if t.details.get("failed_items")
             ),
+            "derived": len(archive.derived()),
         },
         "agent_usage": dict(state.get("agent_usage") or {}),
         "agent_failures": list(state.get("agent_failures") or []),
@@ -266,6 +288,7 @@ def build_report(
         "search_cost": search_cost(state),
         "best": _trial_summary(archive.best()),
         "best_noise": best_noise(archive, getattr(task, "main_metric", None)),
+        "derived": derived_line(archive),
         "test": _trial_summary(test),
         # A train-only task says so where its test result would be (None: it has a test split).
         "no_test_split": NO_TEST_SPLIT
@@ -300,6 +323,8 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
             f"{usage.get('completion_tokens', 0)} completion tokens, "
             f"{len(report.get('agent_failures') or [])} recorded failure(s)"
         )
+    if report.get("derived"):
+        lines.append(f"- {report['derived']}")
     if report.get("search_cost"):
         lines.append(f"- {search_cost_line(report['search_cost'])}")
     lines += ["", "## Best configuration", ""]

@@ -8,9 +8,10 @@ cache) is a declared protocol, tested with `isinstance`.
 Search cost (`TrialResult.search_cost`, set by `run` for every result, `trial_search_cost` below):
 what running the trial cost the search, in the paper's budget unit summed over the items evaluated
 -- each stage's nominal per-query cost times the items, times the share of its samples that were
-newly drawn (a sample the live cache, or the samples replay's emulated cache, already held costs
-nothing). A failed trial counts 0: what it drew stays in the cache for later trials. Endpoint
-calls and tokens are reported beside it (`calls`, `prompt_tokens`, `completion_tokens`).
+newly drawn (a sample the live cache, or a replay's emulated cache, `emulated_cache.py`, already
+held costs nothing). A failed trial counts 0: what it drew stays in the cache for later trials.
+The nominal figure, as if nothing were cached, stands beside it (`nominal_search_cost`); endpoint
+calls and tokens too (`calls`, `prompt_tokens`, `completion_tokens`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from typing import Any, ClassVar, Protocol, Self, TypeVar, final, runtime_checka
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agenttts.environment.space import Config, config_cost, config_problems, stage_costs
+from agenttts.environment.space import (
+    Config,
+    config_cost,
+    config_problems,
+    fewer_samples,
+    stage_costs,
+)
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Problem, Task
 from agenttts.environment.user_files import validation_problems
@@ -96,6 +103,12 @@ class TrialResult(BaseModel):
     @property
     def items_evaluated(self) -> int:
         return self.split_size if self.item_ids is None else len(self.item_ids)
+
+    @property
+    def nominal_search_cost(self) -> float:
+        """`search_cost` as if no sample had been cached: the nominal cost x the items (0 for a
+        failed trial, as there)."""
+        return self.nominal_cost * self.items_evaluated if self.ok and self.stages else 0.0
 
     def combined(self, more: TrialResult) -> TrialResult:
         """This evaluation extended by `more` (the same configuration on further items of the
@@ -206,9 +219,10 @@ class HasItems(Protocol):
 
 @runtime_checkable
 class ReplaysCache(Protocol):
-    """A replay that stands in for the live sample cache (the samples replay): told the trials
-    this search already ran, it counts a sample one of them drew as cached, as the live cache
-    would have held it, so the search cost of a replayed search is what the live one paid."""
+    """A replay that stands in for the live sample cache (every replay: `emulated_cache.py`):
+    told the trials this search already ran, it counts a sample one of them drew as cached, as
+    the live cache would have held it, so the search cost of a replayed search is what the live
+    one paid."""
 
     def remember(self, earlier: Sequence[TrialResult]) -> None: ...
 
@@ -250,6 +264,10 @@ class Executor(ABC):
     """
 
     kind: ClassVar[str]
+    #: Settings under which this executor answers only from samples already drawn and fails a
+    #: configuration that needs a new one (the live executors' `cache_only`). A replay needs
+    #: none: its emulated cache charges what was not drawn (free evaluations, `agenttts.derived`).
+    held_only: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, task: Task, **overrides: Any):
         self.task = task
@@ -259,6 +277,13 @@ class Executor(ABC):
     def check_task(cls, task: Task) -> list[Problem]:
         """Executor-specific checks run by `task validate` before anything is spent."""
         return []
+
+    @classmethod
+    def held_reductions(cls, task: Task, config: Config) -> list[Config]:
+        """Configurations that the samples `config` drew may answer in full, each to be checked
+        by running it under `held_only` (`agenttts.derived`): here fewer samples on the last
+        stage, whose output feeds no later stage -- what the emulated cache holds after it."""
+        return fewer_samples(task, config, task.stages[-1].name)
 
     @final
     async def run(
@@ -282,9 +307,7 @@ class Executor(ABC):
                 valid.append(config)
         evaluated = iter(await self._guarded(valid, split, subset) if valid else [])
         out = [r if r is not None else next(evaluated) for r in results]
-        size = (
-            self.split_size(split) if isinstance(self, HasItems) else _data_size(self.task, split)
-        )
+        size = self.split_size(split) if isinstance(self, HasItems) else data_size(self.task, split)
         for r in out:
             r.split_size = size
             if subset is not None and r.item_ids is None:
@@ -405,6 +428,6 @@ class PerConfigExecutor(Executor):
         """The result of one configuration that passed the task's checks, on `items`."""
 
 
-def _data_size(task: Task, split: Split) -> int:
+def data_size(task: Task, split: Split) -> int:
     """The split's size as the task declares it (aggregate executors: a grid row's split)."""
     return task.data.train_size if split == "train" else task.data.test_size

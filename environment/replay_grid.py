@@ -41,7 +41,7 @@ import csv
 import functools
 import math
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agenttts.environment.budget import TokenUsage, measured_stage_budget
+from agenttts.environment.emulated_cache import CacheEmulation
 from agenttts.environment.executor import (
     PerConfigExecutor,
     StageReport,
     TrialResult,
+    data_size,
     parse_settings,
 )
 from agenttts.environment.space import Config, count_feasible, max_samples_given
@@ -428,11 +430,13 @@ def _indexed(
 # ------------------------------------------------------------------------------------------------
 
 
-class GridReplayExecutor(OptimumBySweep, PerConfigExecutor):
+class GridReplayExecutor(CacheEmulation, OptimumBySweep, PerConfigExecutor):
     """Replays a precomputed grid: no LLM calls, the same interface as the live executor.
 
     Declares `HasOptimum`: the exhaustive optimum sweeps the feasible set against the table.
     Not `HasItems`: a row is an aggregate score, so a racing search on a grid is refused.
+    `ReplaysCache`: a trial's search cost is what a live search would have paid with its sample
+    cache (`environment/emulated_cache.py`, one scope per split, a trial covering all its items).
     """
 
     kind = "grid"
@@ -495,6 +499,12 @@ class GridReplayExecutor(OptimumBySweep, PerConfigExecutor):
         result.feasible = count_feasible(task)
         return result
 
+    def _cache_rows(
+        self, split: Split, items: Sequence[int] | None
+    ) -> tuple[Hashable, np.ndarray, int]:
+        size = data_size(self.task, split)
+        return split, np.arange(size), size
+
     async def _evaluate(
         self, config: Config, split: Split, items: tuple[int, ...] | None
     ) -> TrialResult:
@@ -534,7 +544,7 @@ class GridReplayExecutor(OptimumBySweep, PerConfigExecutor):
             )
         reports, measured = self._measured(config, g, i)
         return TrialResult(
-            **{**base, "stages": reports},
+            **{**base, "stages": self.charged(reports, config, split, None)},
             metrics=metrics,
             measured_cost=measured,
             prompt_tokens=sum(r.prompt_tokens for r in reports.values()),

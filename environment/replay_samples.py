@@ -26,9 +26,10 @@ configuration's accuracy is one fancy-indexed mean.
 
 Per item and as a cache: a subset of the split's questions (racing) is the same table read at those
 rows, each question's 0/1 reported as its item score. The store stands in for the live sample
-cache: told the trials the search already ran (`remember`), a trial counts as newly drawn only the
-samples beyond what an earlier trial drew for that model and question (sample i is index i, as in
-the live cache), so its search cost is what a live search with the cache would have paid.
+cache (`environment/emulated_cache.py`, keyed by model and question, the store's rows): told the
+trials the search already ran (`remember`), a trial counts as newly drawn only the samples beyond
+what an earlier trial drew for that model and question (sample i is index i, as in the live
+cache), so its search cost is what a live search with the cache would have paid.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import gzip
 import json
 import math
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agenttts.environment.budget import TokenUsage, measured_stage_budget
+from agenttts.environment.emulated_cache import CacheEmulation
 from agenttts.environment.executor import (
     PerConfigExecutor,
     StageReport,
@@ -54,7 +56,7 @@ from agenttts.environment.executor import (
     parse_settings,
 )
 from agenttts.environment.metrics import NORMALIZERS
-from agenttts.environment.space import Config, StageConfig
+from agenttts.environment.space import Config
 from agenttts.environment.splits import Split, split_items
 from agenttts.environment.sweep import OptimumBySweep, SweepResult, sweep
 from agenttts.environment.task import Problem, Task, TaskError
@@ -255,11 +257,12 @@ def load_store(path: Path, normalizer: str = "squad") -> SampleStore:
     return _load_cached(str(path.resolve()), normalizer, st.st_mtime_ns, st.st_size)
 
 
-class SamplesReplayExecutor(OptimumBySweep, PerConfigExecutor):
+class SamplesReplayExecutor(CacheEmulation, OptimumBySweep, PerConfigExecutor):
     """Replays stored samples of a single-stage task: vote, score, and cost from real tokens.
 
     Declares `HasOptimum`: every (model, S) accuracy is one column mean of the vote table;
-    `HasItems`: any subset of the questions, each scored; `ReplaysCache`: see the module.
+    `HasItems`: any subset of the questions, each scored; `ReplaysCache` (`CacheEmulation`): see
+    the module.
     """
 
     kind = "samples"
@@ -275,8 +278,6 @@ class SamplesReplayExecutor(OptimumBySweep, PerConfigExecutor):
         self.store = load_store(task.resolve(settings.store), task.stages[0].answer_normalizer)
         self.stage = task.stages[0]
         self._split_index: dict[str, np.ndarray] = {}
-        #: model -> samples already drawn per question (store row) by this search: the cache.
-        self._drawn: dict[str, np.ndarray] = {}
 
     @classmethod
     def check_task(cls, task: Task) -> list[Problem]:
@@ -311,22 +312,15 @@ class SamplesReplayExecutor(OptimumBySweep, PerConfigExecutor):
         """Questions in a split (`HasItems`: racing replays a subset of them)."""
         return int(self.split_index(split).size)
 
-    def remember(self, earlier: Sequence[TrialResult]) -> None:
-        """`ReplaysCache`: the samples these trials drew count as cached from now on."""
-        for r in earlier:
-            if r.ok and self.stage.name in r.config.root:
-                self._draw(r.config[self.stage.name], self._rows(r.split, r.item_ids))
-
     def _rows(self, split: Split, items: Sequence[int] | None) -> np.ndarray:
         idx = self.split_index(split)
         return idx if items is None else idx[np.asarray(items, dtype=np.int64)]
 
-    def _draw(self, sc: StageConfig, rows: np.ndarray) -> int:
-        """Record that samples 0..S-1 of `rows` were drawn; returns how many were cached."""
-        drawn = self._drawn.setdefault(sc.model, np.zeros(len(self.store.qids), dtype=np.int64))
-        cached = int(np.minimum(drawn[rows], sc.samples).sum())
-        drawn[rows] = np.maximum(drawn[rows], sc.samples)
-        return cached
+    def _cache_rows(
+        self, split: Split, items: Sequence[int] | None
+    ) -> tuple[Hashable, np.ndarray, int]:
+        """The emulated cache's items are the store's questions, whatever the split."""
+        return None, self._rows(split, items), len(self.store.qids)
 
     async def _evaluate(
         self, config: Config, split: Split, items: tuple[int, ...] | None
@@ -397,10 +391,9 @@ class SamplesReplayExecutor(OptimumBySweep, PerConfigExecutor):
             measured_cost=measured,
             prompt_tokens=prompt_total if prompt_measured else 0,
             completion_tokens=completion,
-            cached_samples=self._draw(sc, idx),
         )
         return TrialResult(
-            **{**base, "stages": {self.stage.name: report}},
+            **{**base, "stages": self.charged({self.stage.name: report}, config, split, items)},
             metrics={"accuracy": accuracy},
             measured_cost=measured,
             prompt_tokens=report.prompt_tokens,

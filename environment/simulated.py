@@ -40,12 +40,13 @@ lower one solves), as "the same items are hard for everyone" implies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from agenttts.environment.emulated_cache import CacheEmulation
 from agenttts.environment.executor import Executor, TrialResult
 from agenttts.environment.space import Config, config_cost
 from agenttts.environment.splits import Split
@@ -230,11 +231,13 @@ class SimulatedSurface:
         )
 
 
-class SimulatedExecutor(OptimumBySweep, Executor):
+class SimulatedExecutor(CacheEmulation, OptimumBySweep, Executor):
     """Scores configurations on a simulated surface, a batch at once; no model is called.
 
-    Declares `HasOptimum`: the exhaustive optimum is a vectorised sweep of the surface; and
-    `HasItems`: any subset of a split's items, with each item's outcome.
+    Declares `HasOptimum`: the exhaustive optimum is a vectorised sweep of the surface;
+    `HasItems`: any subset of a split's items, with each item's outcome; and `ReplaysCache`: a
+    trial's search cost is what a live search would have paid with its sample cache
+    (`environment/emulated_cache.py`, one scope per split, the split's items).
     """
 
     kind: ClassVar[str] = "simulated"
@@ -307,10 +310,18 @@ class SimulatedExecutor(OptimumBySweep, Executor):
         """Items in a split (`HasItems`: racing evaluates a subset of them)."""
         return self.surface.split_size(split)
 
+    def _cache_rows(
+        self, split: Split, items: Sequence[int] | None
+    ) -> tuple[Hashable, np.ndarray, int]:
+        size = self.split_size(split)
+        rows = np.arange(size) if items is None else np.asarray(items, dtype=np.int64)
+        return split, rows, size
+
     async def _evaluate_batch(
         self, configs: Sequence[Config], split: Split, items: tuple[int, ...] | None
     ) -> list[TrialResult]:
-        """Score the whole batch in one vectorised call (on `items`: their outcomes' mean)."""
+        """Score the whole batch in one vectorised call (on `items`: their outcomes' mean); each
+        configuration is charged against the emulated cache in batch order."""
         if items is None:
             scores = self.surface.score_configs(configs, split)
             per_item: list[list[float] | None] = [None] * len(configs)
@@ -324,7 +335,7 @@ class SimulatedExecutor(OptimumBySweep, Executor):
                 split=split,
                 metrics={self.task.main_metric: float(score)},
                 nominal_cost=config_cost(self.task, c),
-                stages=self.nominal_report(c),
+                stages=self.charged(self.nominal_report(c), c, split, items),
                 source="simulated",
                 item_scores=scores_of_items,
             )

@@ -159,6 +159,16 @@ def allows_samples(stage: Stage, samples: int) -> bool:
     return samples in stage.samples if stage.samples else 1 <= samples <= stage.max_samples
 
 
+def fewer_samples(task: Task, config: Config, stage: str) -> list[Config]:
+    """`config` at each smaller sample count `stage` allows (fewest first), all else equal."""
+    st, chosen = task.stage(stage), config[stage]
+    if st.model(chosen.model).kind != "llm":
+        return []
+    return [
+        config.with_stage(stage, chosen.model, s) for s in st.sample_counts if s < chosen.samples
+    ]
+
+
 def _outside(stage: Stage) -> str:
     if stage.samples:
         return "is not one of the stage's sample counts " + ", ".join(map(str, stage.samples))

@@ -304,6 +304,14 @@ class Context(BaseModel):
         defines_search=True,
         metavar="SHARE",
     )
+    free_evaluations: bool = setting(
+        True,
+        description="Once a trial has run, every configuration its samples already answer "
+        "(fewer samples on the last stage; live: on any stage whose aggregate stays the same) is "
+        "scored at no cost and archived as derived from it, see agenttts/derived.py. Off: the "
+        "paper's search exactly.",
+        defines_search=True,
+    )
     report_dir: str = setting(
         ".agenttts/reports",
         description="Where the final report (JSON, Markdown, PNG) goes, one folder per thread.",

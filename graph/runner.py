@@ -263,6 +263,8 @@ def timeline(db: str | Path, thread_id: str) -> list[Mark]:
     cost up to the trial that reached the optimum)."""
     with open_checkpointer(db, create=False) as saver:
         history = list(make_graph(saver).get_state_history(thread_config(thread_id)))
+    latest = ((history[0].values or {}).get("archive") or []) if history else []
+    within = Archive.from_state({"archive": latest}).executed_within()
     out: list[Mark] = []
     start: datetime | None = None
     for snap in reversed(history):
@@ -271,7 +273,12 @@ def timeline(db: str | Path, thread_id: str) -> list[Mark]:
         at = datetime.fromisoformat(snap.created_at)
         start = start or at
         values = snap.values or {}
-        done = len(Archive.from_state(values).executed())
+        trials = values.get("archive") or []
+        k = len(trials)
+        if k <= len(latest) and (k == 0 or trials[-1] == latest[k - 1]):
+            done = within[k]  # a head of the latest archive (it only grows by appending)
+        else:  # replaced (Studio's overwrite): read as it is
+            done = len(Archive.from_state(values).executed())
         out.append(Mark(done, (at - start).total_seconds(), values.get("agent_usage") or {}))
     return out
 

@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from agenttts import racing
 from agenttts.archive import Archive, trials_from
+from agenttts.derived import with_derived
 from agenttts.environment import registry
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.space import Config
@@ -35,14 +36,17 @@ def execute_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     archive = Archive.from_state(state)
     configs = [Config.model_validate(p["config"]) for p in pending]
     results = registry.run_batch(task, configs, "train", earlier=archive.executed())
+    trials = trials_from(
+        task,
+        results,
+        first_id=archive.next_id,
+        iteration=int(state.get("iteration") or 0),
+        proposer=settings.proposer,
+        rationales=[p.get("rationale") for p in pending],
+    )
     return {
-        "archive": trials_from(
-            task,
-            results,
-            first_id=archive.next_id,
-            iteration=int(state.get("iteration") or 0),
-            proposer=settings.proposer,
-            rationales=[p.get("rationale") for p in pending],
+        "archive": with_derived(
+            task, state.get("archive") or [], trials, enabled=settings.free_evaluations
         ),
         "pending": [],
     }
@@ -70,8 +74,9 @@ def race_step(
         rationales=[e.get("rationale") for e in entries],
     )
     incumbent = Archive.from_state({"archive": [*archive, *trials]}).best()
+    trials = racing.with_estimates(task, trials, results, [incumbent] * len(results))
     return {
-        "archive": racing.with_estimates(task, trials, results, [incumbent] * len(results)),
+        "archive": with_derived(task, archive, trials, enabled=settings.free_evaluations),
         "pending": [],
     }
 

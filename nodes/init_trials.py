@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 
 from agenttts import racing
 from agenttts.archive import Archive, trials_from
+from agenttts.derived import with_derived
 from agenttts.environment import registry
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.space import Config
@@ -56,7 +57,10 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         rationales=[why[c.key()] for c in screened.accepted],
     )
     references = [racing.best_full_mate(task, r, results) for r in results]
-    update["archive"] = racing.with_estimates(task, trials, results, references)
+    trials = racing.with_estimates(task, trials, results, references)
+    update["archive"] = with_derived(
+        task, state.get("archive") or [], trials, enabled=settings.free_evaluations
+    )
     return update
 
 

@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--methods",
         default=DEFAULT_METHODS,
-        help=f"comma-separated proposers; ablations as NAME-noK, e.g. insight-no2 "
+        help="comma-separated proposers; ablations as NAME-noK, e.g. insight-no2; NAME+nofree "
+        "without free evaluations, e.g. tpe+nofree "
         f"(default: {DEFAULT_METHODS}; the methods that ask an LLM agent run only when named)",
     )
     p.add_argument(

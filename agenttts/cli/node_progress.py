@@ -65,7 +65,8 @@ def describe_update(node: str, update: Mapping[str, Any]) -> str:
     extra = f", {failures} agent failure(s) recorded" if failures else ""
     if node == "init_trials":
         failed = len(trials.failed())
-        return f"init: {len(trials)} initial trial(s) ({failed} failed{_items_failed(trials)})"
+        n = len(trials.executed())
+        return f"init: {n} initial trial(s) ({failed} failed{_items_failed(trials)}){_free(trials)}"
     if node == "init_preferences":
         prefs = update.get("preferences") or {}
         got = ", ".join(f"{k}={v}" for k, v in prefs.items()) if prefs else "none stated"
@@ -85,7 +86,8 @@ def describe_update(node: str, update: Mapping[str, Any]) -> str:
         top = f", best of batch {max(scores):.4g}" if scores else ""
         partial = len(trials.scored()) - len(trials.full().scored())
         dropped = f", {partial} dropped from the race" if partial else ""
-        return f"executed {len(trials)} ({failed} failed{_items_failed(trials)}{dropped}){top}"
+        lost = f"{failed} failed{_items_failed(trials)}{dropped}"
+        return f"executed {len(trials.executed())} ({lost}){top}{_free(trials)}"
     if node == "check_stop":
         return f"stop: {update['stop_reason']}" if update.get("stop_reason") else "go on"
     if node == "final_evaluation":
@@ -100,3 +102,9 @@ def _items_failed(trials: Archive) -> str:
     """ ", N with failed items" for trials that ran but lost items (scored 0): not silent."""
     lossy = sum(1 for t in trials.executed() if t.status == "ok" and t.details.get("failed_items"))
     return f", {lossy} with failed or timed-out items" if lossy else ""
+
+
+def _free(trials: Archive) -> str:
+    """How many more configurations the step scored free (`agenttts.derived`)."""
+    derived = len(trials.derived())
+    return f", {derived} more scored free" if derived else ""

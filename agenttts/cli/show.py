@@ -83,6 +83,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ARCHIVE_LEGEND,
         archive_rows,
         best_noise,
+        derived_line,
         failed_items_note,
         search_cost,
         search_cost_line,
@@ -126,6 +127,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                     else "no other trial is within noise of it"
                 )
             )
+    if derived_line(archive):
+        print(derived_line(archive))
     if archive:
         print(search_cost_line(search_cost(v)))
     test = v.get("test_result")

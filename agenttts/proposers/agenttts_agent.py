@@ -9,7 +9,9 @@ records why, so the agent sees it next time. Only entries that cannot form a con
 are dropped here, each with a recorded error. Bad answers never raise; an unreachable endpoint does
 (`ResumableStop`), so the graph stops resumably. With `hybrid_agent` on (the default) the prompt
 also carries the insight proposer's fitted numbers, and the batch is repaired and topped up
-(`agenttts.proposers.hybrid`); off, this is the paper's agent exactly.
+(`agenttts.proposers.hybrid`); off, this is the paper's agent exactly. Free evaluations
+(`agenttts.derived`) reach the proposal prompt as per-stage curves (`{curves}`: score by sample
+count per model), not as rows of the archive.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from agenttts.environment.task import Stage, Task
 from agenttts.errors import AgentError
 from agenttts.llm import AgentClient, AgentUsage, Message
 from agenttts.prompting import role_prompt
-from agenttts.proposers.archive_view import archive_text, task_text
+from agenttts.proposers.archive_view import archive_text, curves_text, task_text
 from agenttts.proposers.base import (
     Guidelines,
     Preferences,
@@ -308,7 +310,13 @@ class AgentTTSProposer(Proposer):
         evidence = evidence_text(ctx.task, ctx.archive) if hybrid else ""
         proposal = ask_for_proposal(
             self.client,
-            self._render("proposal", ctx, guidelines=ctx.guidelines or "(none)", evidence=evidence),
+            self._render(
+                "proposal",
+                ctx,
+                guidelines=ctx.guidelines or "(none)",
+                evidence=evidence,
+                curves=curves_text(ctx.archive),
+            ),
             ctx.batch_size,
             seed=derived_seed(self.settings.seed, ctx.iteration, "proposal", crc32=True),
             wire_schema=proposal_wire_schema(ctx.task, ctx.batch_size),

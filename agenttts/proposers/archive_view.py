@@ -78,12 +78,18 @@ def trial_line(t: Trial) -> str:
 
 
 def visible_trials(archive: Archive, *, max_rows: int = 24) -> list[Trial]:
-    """What the agent sees: best executed trials first, then the latest iteration's others."""
+    """What the agent sees: best executed trials first, then the latest iteration's others.
+    Derived (free) evaluations are many and alike: the agent sees them as curves
+    (`curves_text`), not as rows."""
     if not archive:
         return []
-    ranked = archive.ranked()
+    ranked = [t for t in archive.ranked() if t.derived_from is None]
     last = max(t.iteration for t in archive)
-    recent = [t for t in archive.in_iteration(last) if t not in ranked[: max_rows // 2]]
+    recent = [
+        t
+        for t in archive.in_iteration(last)
+        if t.derived_from is None and t not in ranked[: max_rows // 2]
+    ]
     recent = sorted(recent, key=lambda t: t.trial_id)
     chosen: list[Trial] = []
     ids: set[int] = set()
@@ -102,16 +108,58 @@ def archive_text(archive: Archive, *, max_rows: int = 24) -> str:
     if not rows:
         return "(no trials yet)"
     best = archive.best()
-    top = sorted(archive.full().scores(), reverse=True)[:5]
-    partial = len(archive.scored()) - len(archive.full().scored())
+    executed = archive.executed()
+    top = sorted(executed.full().scores(), reverse=True)[:5]
+    partial = len(executed.scored()) - len(executed.full().scored())
+    free = len(archive.derived())
     summary = (
-        f"{len(archive.scored())} scored"
+        f"{len(executed.scored())} scored"
         + (f" ({partial} partial: dropped from a race)" if partial else "")
         + f", {len(archive.failed())} failed, {len(archive.rejected())} rejected"
+        + (f", {free} more scored free from their samples (see the curves)" if free else "")
     )
     if best is not None:
-        summary += f"; best {best.score:.4f} (#{best.trial_id})"
+        summary += f"; best {best.score:.4f} (#{best.trial_id}"
+        summary += (
+            f", free from #{best.derived_from}: {config_text(best.config)})"
+            if (best.derived_from is not None)
+            else ")"
+        )
     if len(top) >= 2:
         summary += f"; top-{len(top)} scores span {top[0] - top[-1]:.4f}"
-    shown = "" if len(rows) == len(archive) else f" (showing {len(rows)} of {len(archive)})"
+    listed = len(archive) - free
+    shown = "" if len(rows) == listed else f" (showing {len(rows)} of {listed})"
     return "\n".join([summary + shown, *(trial_line(t) for t in rows)])
+
+
+#: Points of a curve shown: enough to see where it peaks, few enough for a small context.
+CURVE_POINTS = 8
+
+
+def curves_text(archive: Archive, *, max_curves: int = 8) -> str:
+    """Score by sample count per stage and model (`Archive.curves`), which free evaluations
+    fill in: insight 2's evidence, a line per curve ("" without free evaluations, or without a
+    curve of 3 points or more).
+    Long curves are thinned to doubling counts, keeping the first, the last and the peak."""
+    if not archive.derived():  # free evaluations off: the paper's prompt as it was
+        return ""
+    curves = [c for c in archive.curves() if len(c.scores) >= 3][:max_curves]
+    if not curves:
+        return ""
+    lines = ["Score by sample count (each line: one stage on one model, other stages as named):"]
+    for c in curves:
+        counts = sorted(c.scores)
+        keep = {counts[0], counts[-1], c.peak}
+        keep |= {s for s in counts if s & (s - 1) == 0}  # powers of two
+        shown = sorted(keep)
+        if len(shown) > CURVE_POINTS:
+            step = len(shown) / (CURVE_POINTS - 1)
+            shown = sorted({shown[round(i * step)] for i in range(CURVE_POINTS - 1)} | {c.peak})
+        points = " ".join(f"{s}:{c.scores[s]:.3f}" for s in shown)
+        others = ", ".join(
+            f"{n}={v.model} x{v.samples}" for n, v in c.through.config.items() if n != c.stage
+        )
+        lines.append(
+            f"- {c.stage} on {c.model} ({others or 'one stage'}): S {points}; peak S={c.peak}"
+        )
+    return "\n".join(lines)

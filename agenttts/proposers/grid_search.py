@@ -20,7 +20,7 @@ class GridProposer(Proposer):
     exhaustive = True
 
     def propose(self, ctx: ProposalContext) -> Proposal:
-        done = ctx.archive.executed().keys()
+        done = ctx.archive.evaluated().keys()
         fresh = (c for c in iter_feasible(ctx.task) if c.key() not in done)
         configs = list(islice(fresh, ctx.batch_size))
         return Proposal(configs=configs, rationale="next configurations in enumeration order")

@@ -135,7 +135,7 @@ def complete_batch(
         # Its own model preferences (fitted to the archive), not the agent's: a weak agent's
         # stated preference would steer the top-ups away from the models the data favours.
         extra = helper.propose(replace(ctx, preferences={}))
-        taken = {c.key() for c in runnable} | ctx.archive.executed().keys()
+        taken = {c.key() for c in runnable} | ctx.archive.evaluated().keys()
         for config in extra.configs:
             if topped >= missing:
                 break
@@ -157,7 +157,7 @@ def complete_batch(
 
 def _runnable(task: Task, configs: list[Config], archive: Archive) -> list[Config]:
     """What the screen would accept: valid, within budget, new, each once."""
-    seen = archive.executed().keys()
+    seen = archive.evaluated().keys()
     out = []
     for c in configs:
         if c.key() not in seen and not config_problems(task, c):

@@ -9,7 +9,9 @@ drawn with a constant liar: every asked configuration is told the worst score se
 moves elsewhere. Over-budget asks are told as constraint violations (cost - budget > 0) and asked
 again; duplicates are asked again too; when the sampler keeps repeating itself the batch is
 completed with uniform feasible draws (counted in the rationale). A trial dropped from a race
-(`agenttts.racing`) is told as Optuna's pruned trial with its partial score as the last report.
+(`agenttts.racing`) is told as Optuna's pruned trial with its partial score as the last report;
+a free evaluation (`agenttts.derived`) as a completed trial, like the one whose samples answered
+it, and never asked for again.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class OptunaProposer(Proposer):
         for t in history:
             study.add_trial(self._frozen(task, t, space, floor))
 
-        taken = ctx.archive.executed().keys()
+        taken = ctx.archive.evaluated().keys()
         configs: list[Config] = []
         for _ in range(ctx.batch_size * ASKS_PER_CONFIG):
             if len(configs) == ctx.batch_size:

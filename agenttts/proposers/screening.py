@@ -18,10 +18,11 @@ class Screened:
 
 
 def screen(task: Task, configs: Iterable[Config], archive: Archive) -> Screened:
-    """Reject invalid or over-budget configurations (with the reason); drop duplicates of archived
-    or already-accepted trials (not re-run, not recorded again)."""
+    """Reject invalid or over-budget configurations (with the reason); drop duplicates of trials
+    already evaluated (run, or scored free from another trial's samples) or already accepted
+    (not re-run, not recorded again)."""
     out = Screened()
-    seen = archive.executed().keys()
+    seen = archive.evaluated().keys()
     for config in configs:
         problems = config_problems(task, config)
         if problems:

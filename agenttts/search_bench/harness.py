@@ -4,7 +4,9 @@ Each run is one thread of `agenttts.graph.runner.run_search` in the bench's own 
 every method meets the same screening, the same executor and the same stopping rules, and a killed
 bench continues where it stopped (finished threads are read back, not re-run). The yardstick is the
 exhaustive optimum of the training split (`optimum.py`): a run "reaches" it at the first executed
-trial whose (full-fidelity) score is within `tolerance` of it. This module runs the bench and
+trial whose (full-fidelity) score is within `tolerance` of it, free evaluations that trial and
+the ones before it yielded included (`agenttts.derived`: they are results, not trials). This
+module runs the bench and
 records what each run measured; `methods.py` parses the method names, `summary.py` adds the
 records up and `output.py` writes the tables and plots.
 
@@ -12,9 +14,11 @@ Beside the trials, the bench measures what reaching the optimum cost the search:
 total of the trials' `search_cost` (the paper's budget unit x items evaluated; only newly drawn
 samples where a cache holds the rest) at that trial, plus the agent's tokens up to then through
 the same budget formula (`AgentUsage.search_cost`), in units and as a multiple of one full
-training evaluation of the optimal configuration. A method may run with racing on training items
-(`Method.racing`, `agenttts.racing`); `summary.racing_comparison` sets each against its run
-without.
+training evaluation of the optimal configuration; beside it the nominal figure (as if no sample
+had been cached), the free evaluations up to then, and the share of that cost spent in the
+initialisation. A method may run with racing on training items (`Method.racing`,
+`agenttts.racing`), `summary.racing_comparison` setting each against its run without, and
+without free evaluations (`+nofree`).
 For an LLM method the bench also counts where its trials came from (the agent's proposals as
 given or repaired, insight top-ups). A slow local agent is waited for as in any run: its calls'
 limit follows its measured speed (`agenttts.agent_timing`).
@@ -117,6 +121,16 @@ class RunRecord:
     agent_repaired: int = 0
     agent_topped_up: int = 0
     agent_rejected: int = 0
+    # Free evaluations (`agenttts.derived`) and what the cache saved: derived results in the run
+    # and up to the hit (from the trials up to it); the search cost to the optimum as if nothing
+    # were cached (environment nominal + agent), and its multiple; the share of the (cache-aware)
+    # cost to the optimum spent on the initial trials.
+    free_evaluations: bool = True
+    derived: int = 0
+    derived_to_optimum: int | None = None
+    nominal_cost_to_optimum: float | None = None
+    nominal_multiple_to_optimum: float | None = None
+    init_share_to_optimum: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,6 +234,7 @@ def run_one(
         "patience": None,
         "report_dir": str(settings.report_dir),
         **({"racing": method.racing} if method.racing is not None else {}),
+        "free_evaluations": method.free_evaluations,
         **settings.agent,
     }
     outcome = runner(
@@ -241,10 +256,15 @@ def run_one(
     agent_total = AgentUsage(**usage).search_cost(params)
     executed = archive.executed()
     origins = trial_origins(archive) if method.uses_llm else {}
-    to_optimum = None
+    to_optimum = nominal = init_share = derived_then = None
     if hit is not None:
-        agent_then = AgentUsage(**(at_hit.agent_usage if at_hit else usage))
-        to_optimum = executed.search_costs()[hit - 1] + agent_then.search_cost(params)
+        agent_then = AgentUsage(**(at_hit.agent_usage if at_hit else usage)).search_cost(params)
+        to_optimum = executed.search_costs()[hit - 1] + agent_then
+        nominal = executed.search_costs(nominal=True)[hit - 1] + agent_then
+        init = executed[:hit].in_phase("init").search_cost()
+        init_share = init / to_optimum if to_optimum else None
+        last = executed[hit - 1].trial_id
+        derived_then = sum(1 for t in archive.derived() if (t.derived_from or 0) <= last)
     full = optimum.full_eval_cost
     best = outcome.best
     test = values.get("test_result") or {}
@@ -279,6 +299,12 @@ def run_one(
         items_evaluated=sum(t.items_evaluated for t in executed),
         partial_trials=len(executed.scored()) - len(executed.full().scored()),
         batches_to_optimum=list(executed)[hit - 1].iteration if hit is not None else None,
+        free_evaluations=method.free_evaluations,
+        derived=len(archive.derived()),
+        derived_to_optimum=derived_then,
+        nominal_cost_to_optimum=nominal,
+        nominal_multiple_to_optimum=None if nominal is None or not full else nominal / full,
+        init_share_to_optimum=init_share,
         **origins,
     )
 

@@ -91,6 +91,43 @@ def racing_table(result: Mapping[str, Any]) -> str:
     return markdown_table(header, rows)
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def cost_table(result: Mapping[str, Any]) -> str:
+    """Per task and method, what reaching the optimum took: executed trials, free (derived)
+    evaluations, the search cost cache-aware and nominal (as multiples of one full training
+    evaluation of the optimum), and the initial trials' share of it."""
+    cap = result["max_trials"]
+    rows = [
+        [
+            s["task"],
+            s["method"],
+            f"{s['reached']}/{s['runs']}",
+            _trials(s["median_trials_to_optimum"], cap),
+            _num(s.get("median_derived_to_optimum"), 0),
+            _num(s.get("mean_derived"), 0),
+            _multiple(s.get("median_cost_multiple_to_optimum")),
+            _multiple(s.get("median_nominal_multiple_to_optimum")),
+            _share(s.get("median_init_share_to_optimum")),
+        ]
+        for s in result["summary"]
+    ]
+    header = [
+        "task",
+        "method",
+        "reached",
+        "executed trials to opt",
+        "derived to opt",
+        "derived in run (mean)",
+        "cost to opt",
+        "nominal cost to opt",
+        "init share of cost to opt",
+    ]
+    return markdown_table(header, rows)
+
+
 def origins_table(result: Mapping[str, Any]) -> str:
     """Where the LLM methods' search trials came from, summed over seeds (empty without any)."""
     rows = [
@@ -207,6 +244,16 @@ def summary_text(result: Mapping[str, Any]) -> str:
             ],
         )
     )
+    lines += [
+        "",
+        "Search cost to the optimum (medians over the seeds that reached it; '-': not reached by "
+        "more than half): executed trials, free evaluations derived from them "
+        "(`agenttts.derived`, cost 0), the cache-aware cost (what the table above reports) "
+        "against the nominal one (as if no sample had been cached), and the share of the "
+        "cache-aware cost spent on the initial trials.",
+        "",
+        cost_table(result),
+    ]
     origins = origins_table(result)
     if origins:
         lines += [

@@ -60,6 +60,12 @@ def summarize(records: Sequence[RunRecord], max_trials: int) -> list[dict[str, A
                 "max_trials": max_trials,
                 "median_search_cost_to_optimum": finite(median(_costs(runs))),
                 "median_cost_multiple_to_optimum": finite(median(_costs(runs, multiple=True))),
+                "median_nominal_multiple_to_optimum": finite(
+                    median(_costs(runs, multiple=True, nominal=True))
+                ),
+                "median_derived_to_optimum": _of_reached(runs, "derived_to_optimum"),
+                "median_init_share_to_optimum": _of_reached(runs, "init_share_to_optimum"),
+                "mean_derived": sum(r.derived for r in runs) / len(runs),
                 "mean_search_cost": sum(r.search_cost for r in runs) / len(runs),
                 "mean_agent_search_cost": sum(r.agent_search_cost for r in runs) / len(runs),
                 "mean_agent_seconds": sum(r.agent_seconds for r in runs) / len(runs),
@@ -75,13 +81,26 @@ def summarize(records: Sequence[RunRecord], max_trials: int) -> list[dict[str, A
     return out
 
 
-def _costs(runs: Sequence[RunRecord], *, multiple: bool = False) -> list[float]:
-    """Each run's search cost to the optimum (or its multiple); an unreached one is infinite."""
+def _costs(
+    runs: Sequence[RunRecord], *, multiple: bool = False, nominal: bool = False
+) -> list[float]:
+    """Each run's search cost to the optimum (or its multiple; `nominal`: as if nothing were
+    cached); an unreached one is infinite."""
     out = []
     for r in runs:
-        value = r.cost_multiple_to_optimum if multiple else r.search_cost_to_optimum
+        if nominal:
+            value = r.nominal_multiple_to_optimum if multiple else r.nominal_cost_to_optimum
+        else:
+            value = r.cost_multiple_to_optimum if multiple else r.search_cost_to_optimum
         out.append(math.inf if value is None else value)
     return out
+
+
+def _of_reached(runs: Sequence[RunRecord], name: str) -> float | None:
+    """The median of a figure taken at the optimum, over the runs that reached it (None unless
+    more than half did, as for the other medians)."""
+    values = [v for r in runs if r.trials_to_optimum and (v := getattr(r, name)) is not None]
+    return median(values) if len(values) * 2 > len(runs) else None
 
 
 def _batches(runs: Sequence[RunRecord]) -> list[float]:

@@ -53,7 +53,7 @@ from agenttts.environment.live.stages import (
     split_settings,
 )
 from agenttts.environment.live.stall import LoopBlocked, StallWatch
-from agenttts.environment.space import Config, config_cost
+from agenttts.environment.space import Config, config_cost, fewer_samples
 from agenttts.environment.splits import Split
 from agenttts.environment.task import ModelChoice, Problem, Task
 from agenttts.errors import InputError, ResumableStop, TrialError, UserCodeError
@@ -185,6 +185,7 @@ class PipelineExecutor(PerConfigExecutor):
     """A live executor whose pipeline is a `Program`; subclasses say how to make one."""
 
     settings_model: ClassVar[type[PipelineSettings]] = PipelineSettings
+    held_only: ClassVar[dict[str, Any]] = {"cache_only": True}
 
     def __init__(self, task: Task, **overrides: Any):
         super().__init__(task, **overrides)
@@ -204,6 +205,13 @@ class PipelineExecutor(PerConfigExecutor):
 
     @abstractmethod
     def make_program(self) -> Program: ...
+
+    @classmethod
+    def held_reductions(cls, task: Task, config: Config) -> list[Config]:
+        """Fewer samples on any stage: an earlier stage's reduction that leaves its aggregate
+        unchanged feeds later stages the same prompts, all cache hits; one that changes it asks
+        for prompts never drawn, and the cache-only run fails (nothing is derived from it)."""
+        return [c for stage in task.stages for c in fewer_samples(task, config, stage.name)]
 
     # --- checks ----------------------------------------------------------------------------------
     @classmethod
@@ -292,7 +300,7 @@ class PipelineExecutor(PerConfigExecutor):
         if not items:
             raise InputError(f"the {split} split is empty")
         run = TrialRun(self.task, config, self.sampler)
-        progress = ItemProgress(len(items), f"{split} {config.short()}")
+        progress = ItemProgress(len(items), f"{split} {config.short()}", quiet=self.live.cache_only)
         # each item in a fresh context: a user's graph must not inherit the caller's LangGraph
         # run (its checkpointer, callbacks), as it would when the search itself runs in a graph
         loop = asyncio.get_running_loop()

@@ -1,6 +1,7 @@
 """kill -9 at several points of a real `agenttts search` process, then the same command again:
-the archive ends up exactly as in an uninterrupted run (no trial lost, none repeated), on a SQLite
-file and on a real PostgreSQL server alike."""
+the archive ends up exactly as in an uninterrupted run (no trial lost, none repeated, and no free
+evaluation lost or repeated: they are on, as by default), on a SQLite file and on a real
+PostgreSQL server alike."""
 
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def test_kill_9_anywhere_then_the_same_command_gives_the_uninterrupted_archive(
     )
     executed = [t for t in reference["archive"] if t["status"] != "rejected"]
     assert len(executed) >= 10 and total >= 20  # long enough to be killed in the middle
+    derived = [t for t in executed if t.get("derived_from") is not None]
+    assert derived and len({t["derived_from"] for t in derived}) >= 3  # free evaluations on
 
     db = checkpoint_db("killed")
     cmd = command(task, db, tmp_path / "reports")
@@ -85,7 +88,7 @@ def test_kill_9_anywhere_then_the_same_command_gives_the_uninterrupted_archive(
     assert comparable(resumed) == comparable(reference)
     ids = [t["trial_id"] for t in resumed["archive"]]
     assert ids == list(range(len(ids)))
-    keys = [
+    keys = [  # executed and derived alike: none evaluated twice
         json.dumps(t["config"], sort_keys=True)
         for t in resumed["archive"]
         if t["status"] != "rejected"
@@ -107,7 +110,7 @@ def test_kill_9_during_races_loses_and_repeats_no_partial_evaluation(tmp_path, c
     reference, total = reference_run(
         racing(command(Path("sim-2wiki"), ref_db, tmp_path / "ref-reports")), ref_db, tmp_path
     )
-    dropped = [t for t in reference["archive"] if t["fidelity"] < 1.0]
+    dropped = [t for t in reference["archive"] if t.get("fidelity", 1.0) < 1.0]  # derived: compact
     assert dropped and len(dropped) < len(reference["archive"])  # a race, with winners
 
     db = checkpoint_db("killed")

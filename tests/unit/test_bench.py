@@ -99,6 +99,24 @@ def test_bench_end_to_end_measures_against_the_exhaustive_optimum_and_resumes(tm
             assert 0 <= r["seconds_to_optimum"] <= r["wall_s"]
 
 
+def test_the_bench_reports_free_evaluations_nominal_cost_and_the_initial_share(tmp_path):
+    s = settings(tmp_path, methods=["insight", "random+nofree"], seeds=[0])
+    result = run_bench(s)
+    runs = {r["method"]: r for r in result["runs"]}
+    free, off = runs["insight"], runs["random+nofree"]
+    assert free["free_evaluations"] and not off["free_evaluations"]
+    assert free["derived"] > 0 and off["derived"] == 0
+    for r in (free, off):
+        assert r["trials_to_optimum"], r  # a tiny task: both get there
+        assert r["nominal_cost_to_optimum"] >= r["search_cost_to_optimum"] > 0
+        assert r["nominal_multiple_to_optimum"] >= r["cost_multiple_to_optimum"]
+    assert 0 <= free["derived_to_optimum"] <= free["derived"]
+    assert 0 < free["init_share_to_optimum"] <= 1  # insight starts with its initial trials
+    assert off["init_share_to_optimum"] == 0  # random has none
+    text = summary_text(result)
+    assert "derived to opt" in text and "nominal cost to opt" in text
+
+
 def test_ablation_variants_parse_and_bad_requests_fail_before_any_run(tmp_path):
     with pytest.raises(InputError) as err:
         run_bench(settings(tmp_path, methods=["random", "nope", "insight-no4"], seeds=[]))

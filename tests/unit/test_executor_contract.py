@@ -312,11 +312,12 @@ def test_capabilities_are_declared_protocols(tmp_path):
         declared[kind] = tuple(
             isinstance(ex, p) for p in (HasOptimum, HasCallStats, HasItems, ReplaysCache)
         )
-    # replays sweep their feasible set (environment/sweep.py); all but the grid race
+    # replays sweep their feasible set (environment/sweep.py) and emulate the live sample cache
+    # (environment/emulated_cache.py); all but the grid race
     assert declared == {
-        "grid": (True, False, False, False),
+        "grid": (True, False, False, True),
         "samples": (True, False, True, True),
-        "simulated": (True, False, True, False),
+        "simulated": (True, False, True, True),
         "live": (False, True, True, False),
         "python": (False, True, True, False),
         "chain": (False, True, True, False),

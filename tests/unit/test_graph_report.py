@@ -59,7 +59,13 @@ def test_report_holds_best_train_and_test_with_both_costs(tmp_path):
     assert (rep["best"]["nominal_cost"], rep["best"]["measured_cost"]) == (102.0, 98.5)
     assert rep["best"]["stages"]["r"]["measured_cost"] == 58
     assert rep["test"]["score"] == 0.55 and rep["test"]["measured_cost"] == 97.0
-    assert rep["trials"] == {"executed": 4, "failed": 1, "rejected": 1, "with_failed_items": 0}
+    assert rep["trials"] == {
+        "executed": 4,
+        "failed": 1,
+        "rejected": 1,
+        "with_failed_items": 0,
+        "derived": 0,
+    }
     assert rep["trajectory"] == {"trial_ids": [0, 2, 3, 4], "best_so_far": [0.4, 0.6, 0.6, 0.6]}
     assert rep["stop_reason"] == "maximum iterations reached (2)"
 

@@ -110,7 +110,7 @@ def test_a_finished_thread_runs_nothing_again(tmp_path, task_file):
     assert again.settings.proposer == "insight"  # recorded settings, not the defaults
     [run] = list_runs(db)
     assert (run.thread_id, run.proposer, run.status) == ("t", "insight", "finished")
-    assert run.trials == len([t for t in first.trials if t.status != "rejected"])
+    assert run.trials == len(first.trials.executed())
 
 
 def test_resume_refuses_another_search_or_task(tmp_path, task_file):

@@ -45,7 +45,10 @@ PROPOSAL = {"configs": [OVER, GOOD, INIT], "rationale": "more qa samples"}
 
 
 def search(tmp_path: Path, url: str, **kw) -> Archive:
+    """The canned agent's proposals as they stand: free evaluations off, so that none of them is
+    already known when proposed."""
     settings = {
+        "free_evaluations": False,
         "proposer": "agenttts",
         "agent_base_url": url,
         "agent_model": "canned",

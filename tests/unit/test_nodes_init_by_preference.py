@@ -31,7 +31,7 @@ class Prefers(Proposer):
         return None if 1 in self.settings.no_insights else preference_configs(task)
 
     def summarize_preferences(self, ctx):
-        assert len(ctx.archive) == 4  # it sees the initial trials just run
+        assert len(ctx.archive.executed()) == 4  # it sees the initial trials just run
         return Preferences(
             models={"retrieval": "r-72b", "qa": "qa-3b"},
             notes="why",
@@ -84,8 +84,9 @@ def test_nodes_run_the_initial_trials_then_record_preferences(tmp_path, monkeypa
     task_file = str(write_grid_task(tmp_path, budget=1200))
     ran = init_trials({"task": task_file}, Runtime(context=Context(proposer="prefers")))
     trials = Archive.from_state(ran)
-    assert [t.trial_id for t in trials] == [0, 1, 2, 3]
+    assert [t.trial_id for t in trials.executed()] == [0, 1, 2, 3]
     assert all(t.phase == "init" and t.iteration == 0 and t.status == "ok" for t in trials)
+    assert {t.derived_from for t in trials.derived()} <= {0, 1, 2, 3}  # free evaluations
     assert ran["settings"]["proposer"] == "prefers"
     assert "preferences" not in ran  # the trials alone: checkpointed before the agent is asked
 

@@ -133,6 +133,8 @@ def test_report_and_show_state_the_running_search_cost(tmp_path, capsys):
 
 
 def test_the_bench_sets_each_method_with_racing_against_itself_without(tmp_path):
+    # free evaluations off (+nofree): a raced-out trial derives none, so random would know
+    # other things with racing and propose differently; off, it proposes the same either way
     stage = {
         "prompt_tokens": 256,
         "gen_tokens": 64,
@@ -155,7 +157,7 @@ def test_the_bench_sets_each_method_with_racing_against_itself_without(tmp_path)
     (tmp_path / "sim-race.yaml").write_text(yaml.safe_dump(raw))
     settings = BenchSettings(
         tasks=[str(tmp_path / "sim-race.yaml")],
-        methods=["random"],
+        methods=["random+nofree"],
         seeds=[0, 1],
         out_dir=tmp_path / "out",
         max_trials=30,
@@ -163,12 +165,12 @@ def test_the_bench_sets_each_method_with_racing_against_itself_without(tmp_path)
         racing=[None, 0.25],
     )
     result = run_bench(settings)
-    assert result["methods"] == ["random", "random+race0.25"]
+    assert result["methods"] == ["random+nofree", "random+nofree+race0.25"]
     (opt,) = result["tasks"].values()
     assert opt["full_eval_cost"] > 0
     runs = {(r["method"], r["seed"]): r for r in result["runs"]}
     for seed in (0, 1):
-        off, on = runs[("random", seed)], runs[("random+race0.25", seed)]
+        off, on = runs[("random+nofree", seed)], runs[("random+nofree+race0.25", seed)]
         assert on["racing"] == 0.25 and off["racing"] is None
         assert on["curve"] == off["curve"]  # random proposes the same; racing spends less
         assert on["search_cost"] <= off["search_cost"] and on["partial_trials"] > 0
@@ -179,4 +181,4 @@ def test_the_bench_sets_each_method_with_racing_against_itself_without(tmp_path)
     pairs = [c for c in result["racing"] if c["task"] == "sim-race"]
     assert len(pairs) == 1 and pairs[0]["lost"] == 0 and pairs[0]["runs"] == 2
     text = summary_text(result)
-    assert "median cost to opt" in text and "random+race0.25" in text and "lost" in text
+    assert "median cost to opt" in text and "random+nofree+race0.25" in text and "lost" in text

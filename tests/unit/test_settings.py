@@ -83,6 +83,7 @@ def test_search_defining_settings_and_the_agent_endpoint_are_derived():
         "seed",
         "hybrid_agent",
         "racing",
+        "free_evaluations",
     )
     agent_settings = {name.removeprefix("agent_") for name in Context.model_fields} & set(
         AgentEndpoint.model_fields
