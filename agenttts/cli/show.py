@@ -95,7 +95,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         return show_trial(dict(v), args.trial)
     if args.json:
         status = {"status": status_of(snap), "error": stop_error(snap), "next": list(snap.next)}
-        print(json.dumps({**status, **v}, indent=2))
+        # every trial with every field: derived ones are compact in the state, not for readers
+        trials = [t.model_dump(mode="json") for t in Archive.from_state(v)]
+        print(json.dumps({**status, **v, "archive": trials}, indent=2))
         return 0
     archive = Archive.from_state(v)
     task = _task(v.get("task"))

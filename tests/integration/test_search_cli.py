@@ -53,6 +53,9 @@ def test_search_then_runs_and_show(tmp_path, task):
     assert "Preferred models (insight 1)" in show.stdout or "preferences:" in show.stdout
     state = json.loads(agenttts("show", "a", "--db", db, "--json").stdout)
     assert state["status"] == "finished" and state["archive"][0]["phase"] == "init"
+    # derived trials are compact in the state; --json gives every field of every trial
+    assert any(t["derived_from"] is not None for t in state["archive"])
+    assert all("calls" in t and "completion_tokens" in t for t in state["archive"])
 
 
 @pytest.mark.parametrize(
