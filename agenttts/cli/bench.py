@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "tasks",
         nargs="*",
-        help="task files or names (default: the six simulated tasks sim-2wiki ... sim-chatdev)",
+        help="task files or names (default: the bench's tasks, the six simulated sim-2wiki ... "
+        "sim-chatdev and the five synthetic syn-gsm ... syn-tools)",
     )
     p.add_argument(
         "--methods",
@@ -78,7 +79,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agenttts.search_bench import SIMULATED_TASKS, BenchSettings, run_bench
+    from agenttts.search_bench import BENCH_TASKS, BenchSettings, run_bench
     from agenttts.search_bench.output import summary_text, write_outputs
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     agent = {k: v for k, v in overrides.items() if k.startswith("agent_")}
     out = Path(args.out)
     settings = BenchSettings(
-        tasks=args.tasks or list(SIMULATED_TASKS),
+        tasks=args.tasks or list(BENCH_TASKS),
         methods=methods,
         seeds=list(range(args.seeds)),
         out_dir=out,

@@ -4,13 +4,22 @@
 `optimum` finds the yardstick, `summary` adds the records up, `output` writes tables and plots.
 """
 
-from agenttts.search_bench.harness import SIMULATED_TASKS, BenchSettings, RunRecord, run_bench
+from agenttts.search_bench.harness import (
+    BENCH_TASKS,
+    SIMULATED_TASKS,
+    SYNTHETIC_TASKS,
+    BenchSettings,
+    RunRecord,
+    run_bench,
+)
 from agenttts.search_bench.methods import Method
 from agenttts.search_bench.optimum import TaskOptimum, exhaustive_optimum
 from agenttts.search_bench.output import summary_text, write_outputs
 
 __all__ = [
+    "BENCH_TASKS",
     "SIMULATED_TASKS",
+    "SYNTHETIC_TASKS",
     "BenchSettings",
     "Method",
     "RunRecord",

@@ -46,7 +46,7 @@ from agenttts.search_bench.methods import Method
 from agenttts.search_bench.optimum import TaskOptimum, exhaustive_optimum, full_evaluation_cost
 from agenttts.search_bench.summary import racing_comparison, summarize
 
-#: Bundled simulated tasks (tasks/simulated/), the default benchmark.
+#: Bundled simulated tasks (tasks/simulated/): the paper's pipelines on a documented surface.
 SIMULATED_TASKS = (
     "sim-2wiki",
     "sim-hotpotqa",
@@ -55,6 +55,11 @@ SIMULATED_TASKS = (
     "sim-taskbench",
     "sim-chatdev",
 )
+#: Bundled synthetic tasks (tasks/synthetic/, written by its `generate.py`): sample stores and
+#: grids whose vote curves have published shapes (tasks/synthetic/README.md).
+SYNTHETIC_TASKS = ("syn-gsm", "syn-math", "syn-mcq", "syn-rag", "syn-tools")
+#: The default benchmark: every bundled bench task.
+BENCH_TASKS = SIMULATED_TASKS + SYNTHETIC_TASKS
 
 
 @dataclass
