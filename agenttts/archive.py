@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from agenttts.environment.executor import TrialResult
-from agenttts.environment.space import Config, StageConfig
+from agenttts.environment.space import BUDGET_TOLERANCE, Config, StageConfig
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Task
 
@@ -283,6 +283,26 @@ class Archive(Sequence[Trial]):
         return self._select(
             f"iteration {iteration}", lambda t: t.iteration == iteration, carried=False
         )
+
+    def within(self, budget: float) -> Archive:
+        """The trials whose configuration fits `budget` (rejected proposals too, which cost
+        nothing): a frontier search's view of one of its budgets (`agenttts.frontier`), where a
+        trial counts for every budget it fits."""
+        return self._select(
+            f"within {budget!r}", lambda t: t.nominal_cost <= budget + BUDGET_TOLERANCE
+        )
+
+    def front(self) -> list[Trial]:
+        """The Pareto front of cost (`nominal_cost`, the paper's units) against the main metric
+        among the full-fidelity scored trials, cheapest first: each point scores strictly more
+        than every cheaper or equally cheap one (of equal points, the earliest trial)."""
+        out: list[Trial] = []
+        top = -math.inf
+        for t in sorted(self.scored().full(), key=lambda t: (t.nominal_cost, _rank(t))):
+            if t.score is not None and t.score > top:
+                out.append(t)
+                top = t.score
+        return out
 
     def top_by_iteration(self) -> dict[int, float]:
         """The best score of each iteration that scored any trial (for the stop rules)."""

@@ -20,7 +20,7 @@ def init_preferences(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not Archive.from_state(state).in_phase("init"):  # no initial phase: nothing to summarise
         return {}
     settings = common.settings(state, runtime)
-    task = common.get_task(state["task"])
+    task = common.search_task(state, settings)
     proposer = common.proposer_for(settings)
     prefs, error = common.guarded(
         proposer.summarize_preferences, common.proposal_context(task, state, settings)
