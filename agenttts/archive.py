@@ -367,17 +367,21 @@ class Archive(Sequence[Trial]):
             out.append(total)
         return out
 
-    def best_so_far(self) -> list[float | None]:
+    def best_so_far(self, within: float | None = None) -> list[float | None]:
         """The best full-fidelity score after each executed trial (rejected proposals are not
-        trials; a partial score is not a result; a derived result counts from its source on)."""
+        trials; a partial score is not a result; a derived result counts from its source on);
+        `within`: among the results that fit that budget (a frontier search's budget)."""
+        fits = self if within is None else self.within(within)
         freed: dict[int, float] = {}
-        for t in self.derived().full().scored():
+        for t in fits.derived().full().scored():
             if t.derived_from is not None and t.score is not None:
                 freed[t.derived_from] = max(t.score, freed.get(t.derived_from, -math.inf))
         out: list[float | None] = []
         best: float | None = None
+        counted = fits.executed().keys() if within is not None else None
         for t in self.executed():
-            found = [t.score] if _is_full(t) and t.score is not None else []
+            fit = counted is None or t.config.key() in counted
+            found = [t.score] if fit and _is_full(t) and t.score is not None else []
             found += [freed[t.trial_id]] if t.trial_id in freed else []
             for score in found:
                 if best is None or score > best:
