@@ -13,9 +13,9 @@ as a thin layer over every proposer:
   moves as the budget grows), and what a larger budget's iterations find cheaper counts for it.
 - The initial trials are every budget's (`initial_plan`), deduplicated.
 - The stop rules apply per budget (`BudgetRun`, `advanced`, `judged`): a budget's patience counts
-  the iterations that targeted it without improving it; any improvement, whoever found it, resets
-  it.
-  The search stops when every budget's rule says so (or a whole-search limit: iterations, trials).
+  the iterations that targeted it without improving it (any improvement, whoever found it, resets
+  it), and `max_iterations` the iterations that targeted it; the trial cap is the whole search's.
+  The search stops when every budget's rule says so, or at the trial cap.
 - The result is the best configuration per budget, each run once on the test split, plus the
   Pareto front of everything evaluated (`Archive.front`).
 
@@ -81,11 +81,12 @@ def initial_plan(
 class BudgetRun:
     """One budget's stop bookkeeping (the state's `frontier`, by `label`): iterations that
     targeted it in a row without improving it, proposals in a row with nothing new, and why it
-    stopped (None: open)."""
+    stopped (None: open); `iterations` that targeted it (`max_iterations` is per budget)."""
 
     stale: int = 0
     empty: int = 0
     stop: str | None = None
+    iterations: int = 0
 
     @classmethod
     def of(cls, raw: Mapping[str, Any] | None) -> BudgetRun:
@@ -135,10 +136,11 @@ def advanced(
     out: dict[float, BudgetRun] = {}
     for b in budgets:
         run = runs.get(b, BudgetRun())
+        done = run.iterations + (b == target)
         if improved(archive, b, iteration):
-            run = BudgetRun()
+            run = BudgetRun(iterations=done)
         elif b == target:
-            run = BudgetRun(stale=run.stale + 1, empty=run.empty)
+            run = BudgetRun(stale=run.stale + 1, empty=run.empty, iterations=done)
         out[b] = run
     return out
 
@@ -149,20 +151,24 @@ def judged(
     *,
     patience: int | None,
     goal: float | None,
+    max_iterations: int,
 ) -> dict[float, BudgetRun]:
     """`runs` with each budget's stop rule applied under these settings: the goal score reached,
-    patience exhausted, or nothing new proposed for it (None: it goes on)."""
+    its iterations used up, patience exhausted, or nothing new proposed for it (None: it goes
+    on)."""
     out: dict[float, BudgetRun] = {}
     for b, run in runs.items():
         best = archive.within(b).best()
         stop = None
         if goal is not None and best is not None and best.score is not None and best.score >= goal:
             stop = f"target reached: score {best.score:.4g} >= {goal:g}"
+        elif run.iterations >= max_iterations:
+            stop = f"maximum iterations reached ({run.iterations} targeting it)"
         elif patience is not None and run.stale >= patience:
             stop = f"patience exhausted: {run.stale} of its iterations without a better score"
         elif run.empty >= EMPTY_LIMIT:
             stop = f"nothing new to propose {run.empty} times in a row (exhausted?)"
-        out[b] = BudgetRun(stale=run.stale, empty=run.empty, stop=stop)
+        out[b] = BudgetRun(run.stale, run.empty, stop, run.iterations)
     return out
 
 
@@ -171,7 +177,8 @@ def with_empty(
 ) -> dict[float, BudgetRun]:
     """`runs` after a proposal for `target` held something new to run (or nothing)."""
     run = runs.get(target, BudgetRun())
-    return {**runs, target: BudgetRun(run.stale, run.empty + 1 if empty else 0, run.stop)}
+    empties = run.empty + 1 if empty else 0
+    return {**runs, target: BudgetRun(run.stale, empties, run.stop, run.iterations)}
 
 
 def stop_summary(runs: Mapping[float, BudgetRun]) -> str:

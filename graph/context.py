@@ -256,7 +256,11 @@ class Context(BaseModel):
         defines_search=True,
     )
     max_iterations: int = setting(
-        10, description="Stop after this many search iterations.", ge=1, le=INT_MAX
+        10,
+        description="Stop after this many search iterations (several budgets: this many "
+        "targeting each).",
+        ge=1,
+        le=INT_MAX,
     )
     max_trials: int | None = setting(
         None,

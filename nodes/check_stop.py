@@ -41,17 +41,20 @@ def budget_runs(state: State, settings: Context) -> dict[float, frontier.BudgetR
     (raised limits reopen a budget)."""
     archive = Archive.from_state(state)
     runs = frontier.runs_of(state, common.budgets(state, settings))
-    return frontier.judged(archive, runs, patience=patience_of(settings), goal=settings.target)
+    return frontier.judged(
+        archive,
+        runs,
+        patience=patience_of(settings),
+        goal=settings.target,
+        max_iterations=settings.max_iterations,
+    )
 
 
-def search_limit(state: State, settings: Context) -> str | None:
-    """The limits on the whole search, whatever its budgets: trials and iterations."""
+def trial_cap(state: State, settings: Context) -> str | None:
+    """The trial cap: a limit on the whole search, whatever its budgets."""
     executed = Archive.from_state(state).executed()
-    iteration = int(state.get("iteration") or 0)
     if settings.max_trials is not None and len(executed) >= settings.max_trials:
         return f"maximum trials reached ({len(executed)} >= {settings.max_trials})"
-    if iteration >= settings.max_iterations:
-        return f"maximum iterations reached ({iteration})"
     return None
 
 
@@ -59,16 +62,18 @@ def stop_reason(state: State, settings: Context) -> str | None:
     if len(common.budgets(state, settings)) > 1:  # a frontier search: its rules per budget
         runs = budget_runs(state, settings)
         done = all(r.stop is not None for r in runs.values())
-        return search_limit(state, settings) or (frontier.stop_summary(runs) if done else None)
+        return trial_cap(state, settings) or (frontier.stop_summary(runs) if done else None)
     archive = Archive.from_state(state)
     iteration = int(state.get("iteration") or 0)
     best = archive.best()
     stale = stale_iterations(archive, iteration)
     if settings.target is not None and best is not None and best.score >= settings.target:  # type: ignore[operator]
         return f"target reached: score {best.score:.4g} >= {settings.target:g}"
-    limit = search_limit(state, settings)
-    if limit is not None:
-        return limit
+    cap = trial_cap(state, settings)
+    if cap is not None:
+        return cap
+    if iteration >= settings.max_iterations:
+        return f"maximum iterations reached ({iteration})"
     patience = patience_of(settings)
     if patience is not None and stale >= patience:
         return f"patience exhausted: {stale} iterations without a better score"

@@ -122,3 +122,17 @@ def test_a_three_budget_search_finds_each_budget_s_one_budget_optimum(grid):
     assert {archive.within(b).best().trial_id for b in BUDGETS} <= {t.trial_id for t in front}  # type: ignore[union-attr]
     assert all(t.nominal_cost <= max(BUDGETS) + 1e-9 for t in archive.scored())
     assert task.budget == 1000  # the search ran at its widest budget, not the task's
+
+
+def test_each_budget_gets_its_iterations_in_rotation_then_the_search_stops(grid):
+    folder, task_file = grid
+    settings = {"proposer": "random", "budgets": BUDGETS, "batch_size": 2, "max_iterations": 2}
+    out = run_search(task_file, "turns", folder / "runs.sqlite", settings)
+    v = out.values
+    assert v["iteration"] == 6 and v["budget"] == 500.0  # 100, 250, 500, 100, 250, 500
+    assert v["stop_reason"] == "every budget stopped: " + "; ".join(
+        f"{label(b)}: maximum iterations reached (2 targeting it)" for b in BUDGETS
+    )
+    archive = Archive.from_state(v)
+    for k, b in enumerate(BUDGETS * 2, start=1):  # each batch fits the budget it targeted
+        assert all(t.nominal_cost <= b for t in archive.in_iteration(k).executed())
