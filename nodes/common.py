@@ -97,16 +97,18 @@ def proposal_context(task: Task, state: Mapping[str, Any], settings: Context) ->
     targets and the trials that fit it (`agenttts.frontier`)."""
     archive = Archive.from_state(state)
     target = state.get("budget")
+    preferred = {"models": state.get("preferences"), "notes": state.get("preference_notes")}
     if target is not None:
         task, archive = frontier.at_budget(task, target), archive.within(target)
+        preferred = (state.get("budget_preferences") or {}).get(frontier.label(target), preferred)
     return ProposalContext(
         task=task,
         archive=archive,
         iteration=int(state.get("iteration") or 0),
         batch_size=settings.batch_size,
         guidelines=state.get("guidelines") or None,
-        preferences=dict(state.get("preferences") or {}),
-        preference_notes=state.get("preference_notes") or None,
+        preferences=dict(preferred["models"] or {}),
+        preference_notes=preferred["notes"] or None,
     )
 
 
