@@ -59,9 +59,9 @@ def test_budgets_rotate_among_the_open_ones_and_each_plans_its_own_initial_trial
     assert budgets_of(task) == [task.budget]
     assert budgets_of(task, [500, 100, 500]) == [100.0, 500.0]
     runs = {100.0: BudgetRun(), 250.0: BudgetRun(stop="done"), 500.0: BudgetRun()}
-    assert next_target(BUDGETS, None, runs) == 100.0
-    assert next_target(BUDGETS, 100.0, runs) == 500.0  # 250 stopped
-    assert next_target(BUDGETS, 500.0, runs) == 100.0
+    assert next_target(BUDGETS, None, runs) == 500.0  # the widest first
+    assert next_target(BUDGETS, 500.0, runs) == 100.0  # 250 stopped
+    assert next_target(BUDGETS, 100.0, runs) == 500.0
     assert next_target(BUDGETS, 100.0, dict.fromkeys(BUDGETS, BudgetRun(stop="x"))) is None
 
     def initial(t):  # one configuration per budget, the cheapest one shared
@@ -129,10 +129,11 @@ def test_each_budget_gets_its_iterations_in_rotation_then_the_search_stops(grid)
     settings = {"proposer": "random", "budgets": BUDGETS, "batch_size": 2, "max_iterations": 2}
     out = run_search(task_file, "turns", folder / "runs.sqlite", settings)
     v = out.values
-    assert v["iteration"] == 6 and v["budget"] == 500.0  # 100, 250, 500, 100, 250, 500
+    assert v["iteration"] == 6 and v["budget"] == 100.0  # 500, 250, 100, 500, 250, 100
     assert v["stop_reason"] == "every budget stopped: " + "; ".join(
         f"{label(b)}: maximum iterations reached (2 targeting it)" for b in BUDGETS
     )
     archive = Archive.from_state(v)
-    for k, b in enumerate(BUDGETS * 2, start=1):  # each batch fits the budget it targeted
+    turns = sorted(BUDGETS, reverse=True) * 2
+    for k, b in enumerate(turns, start=1):  # each batch fits the budget it targeted
         assert all(t.nominal_cost <= b for t in archive.in_iteration(k).executed())
