@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from agenttts.environment.executor import TrialResult
-from agenttts.environment.space import Config, StageConfig
+from agenttts.environment.space import BUDGET_TOLERANCE, Config, StageConfig
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Task
 
@@ -284,6 +284,26 @@ class Archive(Sequence[Trial]):
             f"iteration {iteration}", lambda t: t.iteration == iteration, carried=False
         )
 
+    def within(self, budget: float) -> Archive:
+        """The trials whose configuration fits `budget` (rejected proposals too, which cost
+        nothing): a frontier search's view of one of its budgets (`agenttts.frontier`), where a
+        trial counts for every budget it fits."""
+        return self._select(
+            f"within {budget!r}", lambda t: t.nominal_cost <= budget + BUDGET_TOLERANCE
+        )
+
+    def front(self) -> list[Trial]:
+        """The Pareto front of cost (`nominal_cost`, the paper's units) against the main metric
+        among the full-fidelity scored trials, cheapest first: each point scores strictly more
+        than every cheaper or equally cheap one (of equal points, the earliest trial)."""
+        out: list[Trial] = []
+        top = -math.inf
+        for t in sorted(self.scored().full(), key=lambda t: (t.nominal_cost, _rank(t))):
+            if t.score is not None and t.score > top:
+                out.append(t)
+                top = t.score
+        return out
+
     def top_by_iteration(self) -> dict[int, float]:
         """The best score of each iteration that scored any trial (for the stop rules)."""
         tops: dict[int, float] = self._answer("top_by_iteration", _TOPS)
@@ -347,17 +367,21 @@ class Archive(Sequence[Trial]):
             out.append(total)
         return out
 
-    def best_so_far(self) -> list[float | None]:
+    def best_so_far(self, within: float | None = None) -> list[float | None]:
         """The best full-fidelity score after each executed trial (rejected proposals are not
-        trials; a partial score is not a result; a derived result counts from its source on)."""
+        trials; a partial score is not a result; a derived result counts from its source on);
+        `within`: among the results that fit that budget (a frontier search's budget)."""
+        fits = self if within is None else self.within(within)
         freed: dict[int, float] = {}
-        for t in self.derived().full().scored():
+        for t in fits.derived().full().scored():
             if t.derived_from is not None and t.score is not None:
                 freed[t.derived_from] = max(t.score, freed.get(t.derived_from, -math.inf))
         out: list[float | None] = []
         best: float | None = None
+        counted = fits.executed().keys() if within is not None else None
         for t in self.executed():
-            found = [t.score] if _is_full(t) and t.score is not None else []
+            fit = counted is None or t.config.key() in counted
+            found = [t.score] if fit and _is_full(t) and t.score is not None else []
             found += [freed[t.trial_id]] if t.trial_id in freed else []
             for score in found:
                 if best is None or score > best:

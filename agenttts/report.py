@@ -1,7 +1,9 @@
 """The search's report: the best configuration with its train and test results, the guidelines and
 the best-so-far trajectory, as JSON (for programs), Markdown (for people) and a PNG plot.
 
-Built from the graph state alone, so a report can be rewritten for any finished thread.
+The frontier (each budget's optimum, the Pareto front, per-stage curves) is
+`agenttts.frontier_report`'s. Built from the graph state alone, so a report can be rewritten for
+any finished thread.
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agenttts import frontier
 from agenttts.archive import Archive, Trial
 from agenttts.environment.splits import NO_TEST_SPLIT, has_split
+from agenttts.frontier_report import (
+    FRONT_HEADER,
+    UNIT,
+    front_rows,
+    frontier_figure,
+    frontier_summary,
+    plot_frontier,
+)
 from agenttts.proposers.hybrid import origin
 
 
@@ -302,6 +313,7 @@ def build_report(
             "trial_ids": [t.trial_id for t in archive.executed()],
             "best_so_far": archive.best_so_far(),
         },
+        "frontier": frontier_summary(state, task),
     }
 
 
@@ -380,11 +392,33 @@ def render_markdown(report: Mapping[str, Any], archive: Archive | None = None) -
             text = " ".join(str(r["reasoning"]).split())
             cut = text if len(text) <= 400 else text[:399] + "…"
             lines.append(f"- iteration {r['iteration']}, {r['node']}: {cut}")
+    lines += _frontier_markdown(report)
     lines += ["", "## Scores and cost per trial", "", "![scores and costs](best_so_far.png)"]
     if archive:
         rows = archive_rows(archive, task.get("main_metric"))
         lines += ["", "## Archive", "", markdown_table(ARCHIVE_HEADER, rows), "", ARCHIVE_LEGEND]
     return "\n".join(lines) + "\n"
+
+
+def _frontier_markdown(report: Mapping[str, Any]) -> list[str]:
+    """The budgets' optima and the front of everything evaluated, with the frontier plot."""
+    summary = report.get("frontier")
+    if not summary or not summary["front"]:
+        return []
+    several = len(summary["budgets"]) > 1
+    lines = ["", "## Budgets and the frontier", ""]
+    if several:
+        budgets = ", ".join(frontier.label(b) for b in summary["budgets"])
+        lines += [f"Budgets searched together: {budgets} ({UNIT}).", ""]
+    lines += [
+        "The Pareto front of cost against the main metric over every evaluated configuration "
+        "(each scores more than everything as cheap or cheaper):",
+        "",
+        markdown_table(FRONT_HEADER, front_rows(summary)),
+        "",
+        "![the frontier and the score by sample count per stage](frontier.png)",
+    ]
+    return lines
 
 
 def plot_trajectory(report: Mapping[str, Any], archive: Archive, path: Path) -> None:
@@ -473,8 +507,17 @@ def write_report(
         "json": out / "report.json",
         "markdown": out / "report.md",
         "plot": out / "best_so_far.png",
+        "frontier": out / "frontier.png",
     }
     paths["json"].write_text(json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
     paths["markdown"].write_text(render_markdown(report, archive))
     plot_trajectory(report, archive, paths["plot"])
+    name = report["task"].get("name") or report["task"].get("ref")
+    figure = frontier_figure(
+        report["frontier"],
+        archive,
+        title=f"{name} — {report.get('proposer')}: the frontier",
+        metric=report["task"].get("main_metric"),
+    )
+    plot_frontier(figure, paths["frontier"])
     return {k: str(v) for k, v in paths.items()}

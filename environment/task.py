@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
@@ -188,7 +188,15 @@ class Task(BaseModel):
 
     name: str
     description: str = ""
-    budget: float = Field(gt=0, description="total budget in the paper's units")
+    budget: float = Field(
+        gt=0, description="total budget in the paper's units (default: the largest of `budgets`)"
+    )
+    budgets: list[Annotated[float, Field(gt=0)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="several budgets searched in one thread (a frontier search, see "
+        "agenttts/frontier.py); the `budgets` setting overrides them",
+    )
     stages: list[Stage] = Field(min_length=1)
     metrics: list[str] = Field(min_length=1)
     main_metric: str
@@ -200,6 +208,17 @@ class Task(BaseModel):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="<memory>")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_from_budgets(cls, raw: Any) -> Any:
+        """A frontier task may name only `budgets`: its budget (the search's widest) is their
+        largest."""
+        if isinstance(raw, dict) and "budget" not in raw and isinstance(raw.get("budgets"), list):
+            numbers = [b for b in raw["budgets"] if isinstance(b, int | float)]
+            if numbers:
+                return {**raw, "budget": max(numbers)}
+        return raw
 
     @field_validator("metrics")
     @classmethod

@@ -103,4 +103,13 @@ def check_task(task: Task, unresolved: Sequence[Problem] = ()) -> list[Problem]:
                     f"({total:.2f}: {cheapest.short()})",
                 )
             )
+        low = [b for b in task.budgets or () if total > b + BUDGET_TOLERANCE]
+        if low:
+            problems.append(
+                Problem(
+                    field="budgets",
+                    message=f"budget(s) {', '.join(f'{b:g}' for b in low)} below the cheapest "
+                    f"configuration ({total:.2f}: {cheapest.short()})",
+                )
+            )
     return problems

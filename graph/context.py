@@ -171,6 +171,13 @@ def _items_among(choices: tuple[Any, ...]) -> Callable[[list[Any], ValidationInf
     return check
 
 
+def _positive_items(value: list[float], info: ValidationInfo) -> list[float]:
+    bad = [v for v in value if v <= 0]
+    if bad:
+        raise ValueError(f"{info.field_name} must all be positive (got {bad})")
+    return value
+
+
 def _password_kept(value: str, info: ValidationInfo) -> str:
     """A URL that can connect: not one a thread recorded, whose password was masked."""
     if lost_password(value):
@@ -217,6 +224,16 @@ class Context(BaseModel):
         check=_known_proposer,
         defines_search=True,
     )
+    budgets: list[float] = setting(
+        default_factory=list,
+        description="Several budgets searched in one thread, sharing its trials and samples (a "
+        "frontier search, see agenttts/frontier.py): the best configuration per budget and the "
+        "Pareto front of cost against the main metric; empty: the task's budgets, else its "
+        "budget.",
+        check=_positive_items,
+        defines_search=True,
+        metavar="B",
+    )
     agent_model: str = agent_setting("model", defines_search=True)
     agent_base_url: str = agent_setting("base_url", check=_password_kept)
     agent_api_key_env: str | None = agent_setting(
@@ -239,7 +256,11 @@ class Context(BaseModel):
         defines_search=True,
     )
     max_iterations: int = setting(
-        10, description="Stop after this many search iterations.", ge=1, le=INT_MAX
+        10,
+        description="Stop after this many search iterations (several budgets: this many "
+        "targeting each).",
+        ge=1,
+        le=INT_MAX,
     )
     max_trials: int | None = setting(
         None,

@@ -62,6 +62,13 @@ class State(InputState, total=False):
     agent_failures: Annotated[list[dict[str, Any]], appended()]  # {iteration, node, error}
     #: a reasoning agent's thinking before each answer: {iteration, node, reasoning}
     agent_reasoning: Annotated[list[dict[str, Any]], appended()]
+    #: A frontier search (several budgets, `agenttts.frontier`): the budget this iteration
+    #: targets, and each budget's preferences (insight 1), stop bookkeeping and test result (by
+    #: `frontier.label`).
+    budget: float | None
+    budget_preferences: dict[str, dict[str, Any]]  # {models, notes} per budget
+    frontier: dict[str, dict[str, Any]]
+    frontier_tests: dict[str, dict[str, Any]]
     stop_reason: str | None
     test_result: dict[str, Any] | None  # the best configuration's Trial dump on the test split
     report: dict[str, str] | None  # paths of the report files

@@ -20,6 +20,7 @@ from typing import Any
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
+from agenttts import frontier
 from agenttts.archive import Archive
 from agenttts.environment.task import Task
 from agenttts.environment.task_loading import load_task, resolve_task_path
@@ -46,6 +47,20 @@ def get_task(ref: str) -> Task:
         if task is None:
             task = _TASKS[key] = load_task(ref)
         return task
+
+
+def budgets(state: Mapping[str, Any], settings: Context) -> list[float]:
+    """The budgets this search covers (one unless it is a frontier search); a state that names
+    no task yet has only those the settings name."""
+    if "task" not in state:
+        return sorted(set(settings.budgets))
+    return frontier.budgets_of(get_task(state["task"]), settings.budgets)
+
+
+def search_task(state: Mapping[str, Any], settings: Context) -> Task:
+    """The task the search screens and runs against: at its widest budget (its own budget unless
+    the settings name others: `agenttts.frontier`)."""
+    return frontier.search_task(get_task(state["task"]), budgets(state, settings))
 
 
 def settings(state: State, runtime: Runtime[Context] | None) -> Context:
@@ -78,14 +93,22 @@ def proposer_for(settings: Context) -> Proposer:
 
 
 def proposal_context(task: Task, state: Mapping[str, Any], settings: Context) -> ProposalContext:
+    """What the proposer sees; in a frontier search, the task at the budget this iteration
+    targets and the trials that fit it (`agenttts.frontier`)."""
+    archive = Archive.from_state(state)
+    target = state.get("budget")
+    preferred = {"models": state.get("preferences"), "notes": state.get("preference_notes")}
+    if target is not None:
+        task, archive = frontier.at_budget(task, target), archive.within(target)
+        preferred = (state.get("budget_preferences") or {}).get(frontier.label(target), preferred)
     return ProposalContext(
         task=task,
-        archive=Archive.from_state(state),
+        archive=archive,
         iteration=int(state.get("iteration") or 0),
         batch_size=settings.batch_size,
         guidelines=state.get("guidelines") or None,
-        preferences=dict(state.get("preferences") or {}),
-        preference_notes=state.get("preference_notes") or None,
+        preferences=dict(preferred["models"] or {}),
+        preference_notes=preferred["notes"] or None,
     )
 
 

@@ -29,7 +29,7 @@ from agenttts.nodes import common
 
 def execute_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = common.settings(state, runtime)
-    task = common.get_task(state["task"])
+    task = common.search_task(state, settings)
     pending = state.get("pending") or []
     if settings.racing is not None:
         return race_step(task, settings, state, pending)

@@ -10,17 +10,23 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agenttts import frontier
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
 from agenttts.nodes import common
+from agenttts.nodes.check_stop import budget_runs
 
 
 def generate_guidelines(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = common.settings(state, runtime)
-    task = common.get_task(state["task"])
+    task = common.search_task(state, settings)
     iteration = int(state.get("iteration") or 0) + 1
     update: dict[str, Any] = {"iteration": iteration}
-    proposal_ctx = common.proposal_context(task, {**state, "iteration": iteration}, settings)
+    budgets = common.budgets(state, settings)
+    if len(budgets) > 1:  # a frontier search: this iteration targets one budget
+        runs = budget_runs(state, settings)  # judged anew: raised limits reopen a budget
+        update["budget"] = frontier.next_target(budgets, state.get("budget"), runs)
+    proposal_ctx = common.proposal_context(task, {**state, **update}, settings)
     result, error = common.guarded(common.proposer_for(settings).guidelines, proposal_ctx)
     errors = [error] if error else list(getattr(result, "errors", []) or [])
     if errors:

@@ -10,6 +10,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agenttts import frontier
 from agenttts.archive import Archive
 from agenttts.graph.context import Context
 from agenttts.graph.state import State
@@ -20,17 +21,33 @@ def init_preferences(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not Archive.from_state(state).in_phase("init"):  # no initial phase: nothing to summarise
         return {}
     settings = common.settings(state, runtime)
-    task = common.get_task(state["task"])
+    task = common.search_task(state, settings)
     proposer = common.proposer_for(settings)
-    prefs, error = common.guarded(
-        proposer.summarize_preferences, common.proposal_context(task, state, settings)
-    )
+    budgets = common.budgets(state, settings)
+    # a frontier search: a preference per budget, each from its view (a model that does not fit
+    # a budget is no preference there); the widest budget's is the thread's `preferences`
+    targets: list[float | None] = list(budgets) if len(budgets) > 1 else [None]
     update: dict[str, Any] = {}
-    if error:
-        update["agent_failures"] = common.failures(0, "init_preferences", [error])
-    if prefs is not None:
+    per_budget: dict[str, dict[str, Any]] = {}
+    errors, usages, thoughts = [], [], []
+    for target in targets:
+        ctx = common.proposal_context(task, {**state, "budget": target}, settings)
+        prefs, error = common.guarded(proposer.summarize_preferences, ctx)
+        errors += [error] if error else []
+        if prefs is None:
+            continue
         update["preferences"] = dict(prefs.models)
         update["preference_notes"] = prefs.notes
-        update["agent_usage"] = common.add_usage(state, prefs.usage)
-        update |= common.reasoning(0, "init_preferences", prefs)
+        usages.append(prefs.usage)
+        thoughts += common.reasoning(0, "init_preferences", prefs).get("agent_reasoning", [])
+        if target is not None:
+            per_budget[frontier.label(target)] = {"models": prefs.models, "notes": prefs.notes}
+    if errors:
+        update["agent_failures"] = common.failures(0, "init_preferences", errors)
+    if usages:
+        update["agent_usage"] = common.add_usage(state, *usages)
+    if thoughts:
+        update["agent_reasoning"] = thoughts
+    if per_budget:
+        update["budget_preferences"] = per_budget
     return update

@@ -13,7 +13,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agenttts import racing
+from agenttts import frontier, racing
 from agenttts.archive import Archive, trials_from
 from agenttts.derived import with_derived
 from agenttts.environment import registry
@@ -28,14 +28,15 @@ from agenttts.proposers.screening import screen
 
 def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = common.settings(state, runtime)
-    task = common.get_task(state["task"])
+    task = common.search_task(state, settings)
     proposer = common.proposer_for(settings)
     update: dict[str, Any] = {
         "iteration": 0,
         "settings": state.get("settings") or settings.record(),
     }
     racing.check(task, settings.racing)  # racing on an aggregate-only executor: input error
-    planned = proposer.initial_configs(task)
+    base = common.get_task(state["task"])  # a frontier search plans at each of its budgets
+    planned = frontier.initial_plan(proposer.initial_configs, base, common.budgets(state, settings))
     if planned is None:
         return update
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agenttts import frontier
 from agenttts.archive import Archive, Trial
 from agenttts.environment.space import Config
 from agenttts.graph.context import Context
@@ -40,7 +41,7 @@ def rationale_of(proposal: Proposal | None, config: Config) -> str | None:
 
 def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     settings = common.settings(state, runtime)
-    task = common.get_task(state["task"])
+    task = common.search_task(state, settings)
     iteration = int(state.get("iteration") or 0)
     archive = Archive.from_state(state)
     room = room_left(settings, archive)
@@ -73,4 +74,8 @@ def propose_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         for c in accepted
     ]
     update["empty_proposals"] = 0 if accepted else int(state.get("empty_proposals") or 0) + 1
+    target = state.get("budget")
+    if target is not None:  # a frontier search: the targeted budget's own count
+        runs = frontier.runs_of(state, common.budgets(state, settings))
+        update["frontier"] = frontier.dumped(frontier.with_empty(runs, target, not accepted))
     return update

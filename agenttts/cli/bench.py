@@ -67,6 +67,16 @@ def register(subparsers: Any) -> None:
         "off,0.25 sets each method with racing on training items against itself without "
         "(default %(default)s)",
     )
+    p.add_argument(
+        "--frontier",
+        nargs="?",
+        const="0.25,0.5,1",
+        metavar="SHARES",
+        help="frontier mode: each method searches budgets at these shares of each task's budget "
+        "(default 0.25,0.5,1) in one search and, from the same seeds, one search per budget; "
+        "--max-trials caps each separate search (the shared one: their sum); writes "
+        "frontier.json/.md and a frontier plot per task in OUT/frontier",
+    )
     p.add_argument("--out", default="docs/search-bench", help="folder for bench.json/.md and plots")
     p.add_argument(
         "--db",
@@ -107,11 +117,41 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    if args.frontier is not None:
+        return run_frontier(args, settings, progress)
+
     # An unreachable agent stops the bench resumably: finished runs are kept, the rest resume.
     result = run_bench(settings, progress=progress)
     paths = write_outputs(result, out)
     print(summary_text(result))
     print(f"wrote {paths['json']}, {paths['markdown']} and {len(result['tasks'])} plot(s) in {out}")
+    return 0
+
+
+def run_frontier(args: argparse.Namespace, settings: Any, progress: Any) -> int:
+    """`bench --frontier`: the shared search of several budgets against one per budget."""
+    import shlex
+    from dataclasses import replace
+
+    from agenttts.cli.common import plain_table
+    from agenttts.search_bench.frontier import (
+        FRONTIER_HEADER,
+        frontier_rows,
+        run_frontier_bench,
+        write_frontier,
+    )
+
+    try:
+        shares = [float(v) for v in args.frontier.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--frontier: {args.frontier!r} is no list of shares") from None
+    out = settings.out_dir / "frontier"
+    settings = replace(settings, out_dir=out, db=settings.db or out / "bench.sqlite")
+    result = run_frontier_bench(settings, shares, progress=progress)
+    command = shlex.join(["agenttts", "bench", *sys.argv[2:]])
+    paths = write_frontier(result, out, command)
+    print(plain_table(FRONTIER_HEADER, frontier_rows(result)))
+    print(f"wrote {paths['json']}, {paths['markdown']} and {len(result['plots'])} plot(s) in {out}")
     return 0
 
 

@@ -7,7 +7,6 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
 
 from agenttts.cli.search import DB_HELP, DEFAULT_DB
 from agenttts.errors import InputError
@@ -29,15 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--budget",
         type=float,
         metavar="B",
-        help="the budget whose best configuration to write (default: the thread's budget)",
+        help="the budget whose best configuration to write (a search of several budgets: one "
+        "of them; default: the thread's budget)",
     )
     p.add_argument("--out", metavar="FILE", help="write here (default: print the YAML)")
     p.set_defaults(func=cmd_export)
-
-
-def thread_budgets(values: dict[str, Any], budget: float) -> list[float]:
-    """The budgets a thread searched: one, its task's, until a search names several."""
-    return [budget]
 
 
 def pick_budget(thread: str, budgets: list[float], asked: float | None) -> float:
@@ -58,9 +53,11 @@ def pick_budget(thread: str, budgets: list[float], asked: float | None) -> float
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from agenttts import frontier
     from agenttts.archive import Archive
     from agenttts.environment.exported import ExportedConfig
     from agenttts.environment.task_loading import load_task
+    from agenttts.frontier_report import test_scores, thread_budgets
     from agenttts.graph.runner import read_thread, status_of
 
     snap = read_thread(args.db, args.thread)
@@ -72,12 +69,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"thread {args.thread!r} searched task {v['task']!r}, which cannot be loaded here "
             f"(run export where the search ran): {e}"
         ) from None
-    budget = pick_budget(args.thread, thread_budgets(v, task.budget), args.budget)
-    best = Archive.from_state(v).best()
+    budgets = thread_budgets(v, task)
+    budget = pick_budget(args.thread, budgets, args.budget)
+    best = frontier.bests(Archive.from_state(v), budgets)[budget]
     if best is None:
-        raise InputError(f"thread {args.thread!r} has no successful trial to export yet")
-    test = v.get("test_result") or {}
-    same = test.get("config") == best.config.model_dump()
+        raise InputError(
+            f"thread {args.thread!r} has no successful trial to export yet"
+            + (f" within budget {budget:g}" if len(budgets) > 1 else "")
+        )
     exported = ExportedConfig.of(
         task,
         best.config,
@@ -85,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         thread=args.thread,
         trial=best.trial_id,
         train_score=best.score,
-        test_score=test.get("score") if same else None,
+        test_score=test_scores(v).get(best.config.key()),
     )
     status = status_of(snap)
     head = f"# agenttts export {args.thread}: trial {best.trial_id}, {best.config.short()}\n" + (

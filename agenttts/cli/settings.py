@@ -40,7 +40,7 @@ def add_setting_flags(
         tp = base_type(name)
         kwargs: dict[str, Any] = {"dest": name, "default": defaults.get(name)}
         if get_origin(tp) is list:
-            kwargs.update(type=get_args(tp)[0], action="append", choices=flags.choices)
+            kwargs.update(type=_items(get_args(tp)[0], flags.choices), action="extend")
         elif tp is bool:  # --name / --no-name
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -51,8 +51,8 @@ def add_setting_flags(
         notes = [f"default {_shown(default)}"]
         if flags.off is not None:
             notes.append(f"{flags.off}: off")
-        if kwargs.get("action") == "append":
-            notes.append("repeatable")
+        if kwargs.get("action") == "extend":
+            notes.append("comma-separated, repeatable")
         kwargs["help"] = f"{description_of(name)} ({'; '.join(notes)})".replace("%", "%%")
         parser.add_argument(flag(name), *flags.aliases, **kwargs)
 
@@ -74,6 +74,31 @@ def setting_overrides(
             value = str(Path(value).expanduser())
         out[name] = value
     return out
+
+
+def _items(item: type, choices: tuple[Any, ...] | None) -> Any:
+    """A list flag's value: one or more comma-separated items of `item` (`--budgets 250,500`),
+    each among `choices` where the setting has them."""
+
+    def parse(text: str) -> list[Any]:
+        out = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            try:
+                value = item(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"invalid {item.__name__} value: {part!r}"
+                ) from None
+            if choices is not None and value not in choices:
+                allowed = ", ".join(map(str, choices))
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice: {value!r} (choose from {allowed})"
+                )
+            out.append(value)
+        return out
+
+    parse.__name__ = item.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _shown(value: Any) -> str:

@@ -76,7 +76,9 @@ def show_trial(values: dict[str, Any], trial_id: int) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from agenttts import frontier
     from agenttts.archive import Archive
+    from agenttts.frontier_report import FRONT_HEADER, UNIT, front_rows, frontier_summary
     from agenttts.graph.runner import read_thread, status_of, stop_error
     from agenttts.report import (
         ARCHIVE_HEADER,
@@ -129,6 +131,12 @@ def cmd_show(args: argparse.Namespace) -> int:
                     else "no other trial is within noise of it"
                 )
             )
+    front = frontier_summary(v, task)
+    if front["front"]:
+        several = len(front["budgets"]) > 1
+        budgets = ", ".join(frontier.label(b) for b in front["budgets"])
+        print(f"\nthe front (cost in {UNIT})" + (f"; budgets {budgets}:" if several else ":"))
+        print(plain_table(FRONT_HEADER, front_rows(front)))
     if derived_line(archive):
         print(derived_line(archive))
     if archive:

@@ -217,6 +217,26 @@ def trial_origins(archive: Archive) -> dict[str, int]:
     return {**out, "agent_rejected": len(search.rejected())}
 
 
+def run_overrides(
+    method: Method, seed: int, settings: BenchSettings, max_trials: int | None = None
+) -> dict[str, Any]:
+    """The settings of one bench run (the frontier mode's too): the trial cap ends it."""
+    cap = max_trials or settings.max_trials
+    return {
+        "proposer": method.proposer,
+        "no_insights": list(method.no_insights),
+        "seed": seed,
+        "batch_size": settings.batch_size,
+        "max_trials": cap,
+        "max_iterations": cap,  # the trial cap is what ends a run
+        "patience": None,
+        "report_dir": str(settings.report_dir),
+        **({"racing": method.racing} if method.racing is not None else {}),
+        "free_evaluations": method.free_evaluations,
+        **settings.agent,
+    }
+
+
 def run_one(
     task_path: Path,
     task: Task,
@@ -229,19 +249,7 @@ def run_one(
     """One search thread (started or continued) and what it measured."""
     runner = runner or default_runner()
     thread = f"{task.name}:{method.name}:seed{seed}"
-    overrides: dict[str, Any] = {
-        "proposer": method.proposer,
-        "no_insights": list(method.no_insights),
-        "seed": seed,
-        "batch_size": settings.batch_size,
-        "max_trials": settings.max_trials,
-        "max_iterations": settings.max_trials,  # the trial cap is what ends a run
-        "patience": None,
-        "report_dir": str(settings.report_dir),
-        **({"racing": method.racing} if method.racing is not None else {}),
-        "free_evaluations": method.free_evaluations,
-        **settings.agent,
-    }
+    overrides = run_overrides(method, seed, settings)
     outcome = runner(
         str(task_path),
         thread,

@@ -62,21 +62,34 @@ def kill_9_at(cmd: list[str], db: str, kill_points: list[int]) -> tuple[int, lis
     return landed, states
 
 
+@pytest.mark.parametrize(
+    "budgets", [[], ["--budgets", "250,500,1000"]], ids=["one-budget", "three-budgets"]
+)
 def test_kill_9_anywhere_then_the_same_command_gives_the_uninterrupted_archive(
-    tmp_path, checkpoint_db
+    tmp_path, checkpoint_db, budgets
 ):
     task = write_grid_task(tmp_path / "task")
     ref_db = checkpoint_db("ref")
     reference, total = reference_run(
-        command(task, ref_db, tmp_path / "ref-reports"), ref_db, tmp_path
+        [*command(task, ref_db, tmp_path / "ref-reports"), *budgets], ref_db, tmp_path
     )
+    if budgets:  # a frontier search: every budget's bookkeeping and test result
+        assert (
+            set(reference["frontier"])
+            == set(reference["frontier_tests"])
+            == {
+                "250",
+                "500",
+                "1000",
+            }
+        )
     executed = [t for t in reference["archive"] if t["status"] != "rejected"]
     assert len(executed) >= 10 and total >= 20  # long enough to be killed in the middle
     derived = [t for t in executed if t.get("derived_from") is not None]
     assert derived and len({t["derived_from"] for t in derived}) >= 3  # free evaluations on
 
     db = checkpoint_db("killed")
-    cmd = command(task, db, tmp_path / "reports")
+    cmd = [*command(task, db, tmp_path / "reports"), *budgets]
     # each run's own writes: the first dies at once, the next ones a fifth of the way further
     # on (give or take one, so kills land after checkpoints and after task writes alike)
     step = total // 5

@@ -70,12 +70,17 @@ def test_old_spellings_and_command_line_conventions_reach_the_same_settings():
     }
     assert setting_overrides(old) == setting_overrides(new) == expected
     assert setting_overrides(parser.parse_args(["t"])) == {}  # a resume keeps what it recorded
+    several = parser.parse_args(
+        ["t", "--budgets", "1000,250", "--budgets", "500", "--no-insight", "1,3"]
+    )
+    assert setting_overrides(several) == {"budgets": [250.0, 500.0, 1000.0], "no_insights": [1, 3]}
     assert command("bench").parse_args(["--agent-api-key-env", "K"]).agent_api_key_env == "K"
 
 
 def test_search_defining_settings_and_the_agent_endpoint_are_derived():
     assert SEARCH_DEFINING == (
         "proposer",
+        "budgets",
         "agent_model",
         "agent_temperature",
         "batch_size",
