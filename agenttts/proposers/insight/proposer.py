@@ -3,6 +3,9 @@ put together into one batch, best first."""
 
 from __future__ import annotations
 
+from agenttts.archive import Archive
+from agenttts.derived import held_by
+from agenttts.environment.emulated_cache import held_samples, new_cost
 from agenttts.environment.space import Config, config_cost, config_problems, seeded_rng
 from agenttts.environment.task import Task
 from agenttts.proposers.base import (
@@ -31,6 +34,7 @@ from agenttts.proposers.insight.preferences import (
     model_options,
     preference_configs,
     preferred_models,
+    progressive_configs,
 )
 from agenttts.proposers.insight.surface import surrogate_moves
 
@@ -42,7 +46,16 @@ class InsightProposer(Proposer):
     name = "insight"
 
     def initial_configs(self, task: Task) -> list[tuple[Config, str]] | None:
-        return None if 1 in self.settings.no_insights else preference_configs(task)
+        if 1 in self.settings.no_insights:
+            return None
+        if self.settings.progressive:
+            return progressive_configs(task, Archive([]))
+        return preference_configs(task)
+
+    def more_initial(self, task: Task, archive: Archive) -> list[tuple[Config, str]]:
+        if 1 in self.settings.no_insights or not self.settings.progressive:
+            return []
+        return progressive_configs(task, archive)
 
     def _prefs(self, ctx: ProposalContext) -> dict[str, str]:
         if 1 in self.settings.no_insights:
@@ -110,13 +123,23 @@ class InsightProposer(Proposer):
         seen = trials.keys()  # executed and rejected alike: neither is proposed again
         picked: list[Config] = []
         reasons: list[str] = []
+        cost_aware = self.settings.progressive
+        held = held_by(task, trials) if cost_aware else {}
+
+        def cost(cfg: Config) -> float:
+            return new_cost(task, held, cfg)
 
         def take(cfg: Config, why: str) -> None:
             if len(picked) >= ctx.batch_size or cfg.key() in seen or config_problems(task, cfg):
                 return
+            if cost_aware and cost(cfg) <= 0:
+                return  # the batch before it holds its samples: a free evaluation once it ran
             seen.add(cfg.key())
             picked.append(cfg)
             reasons.append(why)
+            if cost_aware:
+                for key, s in held_samples(task, [cfg]).items():
+                    held[key] = max(held.get(key, 0), s)
 
         starts = start_configs(task, model_options(task, trials, prefs))
         centers = top_centers(task, trials, rng) or starts
@@ -144,6 +167,8 @@ class InsightProposer(Proposer):
         for k in range(max((len(m) for m in per_center), default=0)):
             tier = [moves[k] for moves in per_center if k < len(moves)]
             rng.shuffle(tier)  # equally ranked moves of different incumbents: the seed's order
+            if cost_aware:  # ... and the cheaper first, given what is held
+                tier.sort(key=lambda m: cost(m.config))
             for move in tier:
                 take(move.config, move.why)
         for cfg in neighbourhood(task, center, rng):
