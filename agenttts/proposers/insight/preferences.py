@@ -23,8 +23,12 @@ from agenttts.environment.space import (
 from agenttts.environment.task import Stage, Task
 
 #: Doublings from a progressive line's first count up to the paper's (its share's count): the
-#: first round draws an eighth of it.
+#: first round draws at least an eighth of it.
 DOUBLINGS = 3
+#: A line is drawn progressively only where its samples are worth saving: at the paper's count
+#: its stage costs at least this share of the budget (cheaper lines are drawn at once: a round
+#: more costs a trial and saves next to nothing).
+MATERIAL_SHARE = 0.25
 
 
 def preference_configs(task: Task) -> list[tuple[Config, str]]:
@@ -103,9 +107,12 @@ def first_count(task: Task, stage: str, top: Config) -> int:
     """Where a line starts: the fewest samples, halving from the paper's count (`top`) at most
     `DOUBLINGS` times, at which a doubling costs no more in what it draws again (the prompt's
     share, a downstream stage whose input changed: `new_cost`) than in the new samples
-    themselves. Below that, doubling would cost more than drawing the paper's count at once."""
+    themselves. Below that, doubling would cost more than drawing the paper's count at once;
+    a line whose stage costs less than `MATERIAL_SHARE` of the budget starts at the paper's."""
     st, model, most = task.stage(stage), top[stage].model, top[stage].samples
     first = most
+    if st.cost(model, most) < MATERIAL_SHARE * task.budget:
+        return first
     for j in range(1, DOUBLINGS + 1):
         s = snap_samples(st, most / 2**j, "down")
         twice = snap_samples(st, 2 * s, "up")
@@ -168,9 +175,9 @@ def extends(task: Task, archive: Archive, stage: str, model: str, top: Config) -
     s_top = max(drawn)
     if s_top >= top[stage].samples:
         return None
-    peak = max(line, key=lambda s: (line[s], -s))
-    if peak < s_top:
-        return None
+    half = [v for s, v in line.items() if s <= s_top // 2]
+    if half and max(v for s, v in line.items() if s_top // 2 < s <= s_top) <= max(half):
+        return None  # the last doubling gained nothing: peaked
     nxt = min(top[stage].samples, snap_samples(st, 2 * s_top, "up"))
     below = [s for s in line if s <= s_top // 2]
     if below:

@@ -24,6 +24,7 @@ from agenttts.proposers.insight.moves import (
     line_scores,
     model_probes,
     neighbourhood,
+    progressive_step,
     rebalance_moves,
     sample_probes,
     scores_flat,
@@ -43,6 +44,29 @@ STEP_SPREAD = 0.5
 
 
 class InsightProposer(Proposer):
+    """Insights 1-3 as code (see the package). With `ProposerSettings.progressive` (on unless
+    free evaluations are off) sampling grows only where it still helps:
+
+    - The initialisation draws the paper's lines (one stage's model varied, the others on their
+      largest model with one sample) progressively (`preferences.progressive_configs`): a line
+      whose samples are worth saving (its stage costs at least `MATERIAL_SHARE` of the budget at
+      the paper's count) starts at the fewest samples, down to an eighth of the paper's count,
+      at which a doubling repays no more (prompt share, downstream stages whose input changed)
+      than its new samples cost, and doubles round by round, each round paying only the new
+      sample indexes; the smaller counts come back free. A line stops at the paper's count,
+      once its last doubling gained nothing (its curve peaked), or once another model of the
+      stage scores more at no more cost than this one could reach with another doubling (a
+      concave curve in log S gains at most what its last doubling did, plus one item): models
+      that cannot win are not sampled to the maximum.
+    - Cost-aware proposals (`emulated_cache.new_cost`, the one answer to what a configuration
+      would newly cost given the archive): each initial round runs the most scored
+      configurations per unit of new cost first (a last-stage line answers its whole curve);
+      between moves of equal rank the cheaper comes first; a move whose samples the archive or
+      the batch before it already holds is not run (it comes back as a free evaluation).
+
+    Off (`progressive=False`; with `free_evaluations` off, a run's default), this is the
+    paper's search: every line at once at the largest count its budget share allows."""
+
     name = "insight"
 
     def initial_configs(self, task: Task) -> list[tuple[Config, str]] | None:
@@ -130,6 +154,12 @@ class InsightProposer(Proposer):
             return new_cost(task, held, cfg)
 
         def take(cfg: Config, why: str) -> None:
+            if cost_aware:
+                step = progressive_step(task, trials, held, cfg)
+                if step is None:
+                    return
+                if step != cfg:
+                    cfg, why = step, f"{why} (progressively: {step.short()})"
             if len(picked) >= ctx.batch_size or cfg.key() in seen or config_problems(task, cfg):
                 return
             if cost_aware and cost(cfg) <= 0:
