@@ -6,11 +6,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from agenttts.archive import Archive
-from agenttts.environment.emulated_cache import Key, stage_keys
 from agenttts.environment.space import (
     Config,
     StageConfig,
@@ -364,27 +363,3 @@ def neighbourhood(task: Task, center: Config, rng: random.Random) -> Iterable[Co
         cfg = Config(out)
         if within_budget(task, cfg):
             yield cfg
-
-
-def progressive_step(
-    task: Task, trials: Archive, held: Mapping[Key, int], config: Config
-) -> Config | None:
-    """A move's configuration drawn progressively: a stage whose samples (same model, same
-    earlier stages) are partly held grows at most a doubling past what is held, and the last
-    stage not at all where its held curve peaked (its last doubling gained nothing: more
-    samples would not help). None when nothing is left to propose."""
-    keys = stage_keys(task.stage_names, config)
-    last = task.stage_names[-1]
-    out = config
-    for st in task.stages:
-        sc, have = config[st.name], held.get(keys[st.name], 0)
-        if have <= 0 or sc.samples <= have:
-            continue
-        if st.name == last:
-            line = trials.scores_along(config, st.name)
-            half = [v for s, v in line.items() if s <= have // 2]
-            upper = [v for s, v in line.items() if have // 2 < s <= have]
-            if half and upper and max(upper) <= max(half):
-                return None
-        out = out.with_stage(st.name, sc.model, min(sc.samples, snap_samples(st, 2 * have, "up")))
-    return out

@@ -24,7 +24,6 @@ from agenttts.proposers.insight.moves import (
     line_scores,
     model_probes,
     neighbourhood,
-    progressive_step,
     rebalance_moves,
     sample_probes,
     scores_flat,
@@ -154,12 +153,6 @@ class InsightProposer(Proposer):
             return new_cost(task, held, cfg)
 
         def take(cfg: Config, why: str) -> None:
-            if cost_aware:
-                step = progressive_step(task, trials, held, cfg)
-                if step is None:
-                    return
-                if step != cfg:
-                    cfg, why = step, f"{why} (progressively: {step.short()})"
             if len(picked) >= ctx.batch_size or cfg.key() in seen or config_problems(task, cfg):
                 return
             if cost_aware and cost(cfg) <= 0:
