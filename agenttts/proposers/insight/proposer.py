@@ -60,8 +60,10 @@ class InsightProposer(Proposer):
     - Cost-aware proposals (`emulated_cache.new_cost`, the one answer to what a configuration
       would newly cost given the archive): each initial round runs the most scored
       configurations per unit of new cost first (a last-stage line answers its whole curve);
-      between moves of equal rank the cheaper comes first; a move whose samples the archive or
-      the batch before it already holds is not run (it comes back as a free evaluation).
+      a move whose samples the archive or the batch before it already holds is not run (it
+      comes back as a free evaluation). Moves of equal rank keep the seed's order: putting the
+      cheaper first favours moves that keep the held upstream stages, and on sim-taskbench
+      (20 seeds) reached the optimum on 13 seeds against 15 without.
 
     Off (`progressive=False`; with `free_evaluations` off, a run's default), this is the
     paper's search: every line at once at the largest count its budget share allows."""
@@ -149,13 +151,10 @@ class InsightProposer(Proposer):
         cost_aware = self.settings.progressive
         held = held_by(task, trials) if cost_aware else {}
 
-        def cost(cfg: Config) -> float:
-            return new_cost(task, held, cfg)
-
         def take(cfg: Config, why: str) -> None:
             if len(picked) >= ctx.batch_size or cfg.key() in seen or config_problems(task, cfg):
                 return
-            if cost_aware and cost(cfg) <= 0:
+            if cost_aware and new_cost(task, held, cfg) <= 0:
                 return  # the batch before it holds its samples: a free evaluation once it ran
             seen.add(cfg.key())
             picked.append(cfg)
@@ -190,8 +189,6 @@ class InsightProposer(Proposer):
         for k in range(max((len(m) for m in per_center), default=0)):
             tier = [moves[k] for moves in per_center if k < len(moves)]
             rng.shuffle(tier)  # equally ranked moves of different incumbents: the seed's order
-            if cost_aware:  # ... and the cheaper first, given what is held
-                tier.sort(key=lambda m: cost(m.config))
             for move in tier:
                 take(move.config, move.why)
         for cfg in neighbourhood(task, center, rng):
