@@ -30,6 +30,7 @@ from typing import Any
 
 from agenttts.archive import Archive, Trial
 from agenttts.environment import registry
+from agenttts.environment.emulated_cache import Key, held_samples
 from agenttts.environment.executor import TrialResult
 from agenttts.environment.space import Config
 from agenttts.environment.task import Task
@@ -118,3 +119,12 @@ def _compact(r: TrialResult) -> TrialResult:
     """A derived result without what its source trial already records (timing, the executor's
     details): derived trials are many, and every read of the archive parses them."""
     return r.model_copy(update={"details": {}, "wall_time_s": 0.0})
+
+
+def held_by(task: Task, archive: Archive) -> dict[Key, int]:
+    """What the archive's trials drew, per emulated-cache key (`emulated_cache.held_samples`):
+    its executed full-split trials that ran (a trial dropped from a race drew for some items
+    only, so it is not counted as holding its samples). With `emulated_cache.new_cost`, what a
+    configuration would newly cost: a live cache may hold more (two upstream configurations with
+    the same aggregate), never less."""
+    return held_samples(task, (t.config for t in archive.executed().full().scored()))

@@ -55,6 +55,7 @@ ROLE_FIELDS: dict[str, tuple[str, ...]] = {
         "guidelines",
         "evidence",
         "curves",
+        "costs",
     ),
 }
 #: Placeholders a role's prompt must keep: without the task the agent does not know the models and

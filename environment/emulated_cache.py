@@ -26,16 +26,49 @@ nothing free that was not drawn.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from agenttts.environment.executor import StageReport, TrialResult
-from agenttts.environment.space import Config
+from agenttts.environment.space import Config, stage_costs
 from agenttts.environment.splits import Split
 from agenttts.environment.task import Task
 
 Key = tuple[Hashable, str, str, tuple[tuple[str, str, int], ...]]
+
+
+def stage_keys(stages: Sequence[str], config: Config, scope: Hashable = None) -> dict[str, Key]:
+    """Per stage (pipeline order), the key its samples are held under (see the module)."""
+    out: dict[str, Key] = {}
+    upstream: tuple[tuple[str, str, int], ...] = ()
+    for name in stages:
+        sc = config[name]
+        out[name] = (scope, name, sc.model, upstream)
+        upstream = (*upstream, (name, sc.model, sc.samples))
+    return out
+
+
+def held_samples(task: Task, drawn: Iterable[Config]) -> dict[Key, int]:
+    """Per key, the most samples the configurations in `drawn` drew (on every item)."""
+    held: dict[Key, int] = {}
+    for config in drawn:
+        for name, key in stage_keys(task.stage_names, config).items():
+            held[key] = max(held.get(key, 0), config[name].samples)
+    return held
+
+
+def new_cost(task: Task, held: Mapping[Key, int], config: Config) -> float:
+    """The one answer to "what would `config` newly cost per item, given what is held"
+    (`held_samples`): each stage's nominal cost times the share of its samples not drawn
+    before, as `trial_search_cost` charges a trial that the emulated cache priced. The insight
+    proposer ranks equally promising moves by it, and the agent's prompt quotes it."""
+    costs = stage_costs(task, config)
+    total = 0.0
+    for name, key in stage_keys(task.stage_names, config).items():
+        s = config[name].samples
+        total += costs[name] * max(0, s - held.get(key, 0)) / s
+    return total
 
 
 class EmulatedCache:
@@ -51,16 +84,13 @@ class EmulatedCache:
         """Record that `config` drew its samples for the items `rows` (positions in 0..size-1,
         distinct); returns, per stage, how many of those item-samples were already held."""
         held: dict[str, int] = {}
-        upstream: tuple[tuple[str, str, int], ...] = ()
-        for name in self.stages:
-            sc = config[name]
-            key = (scope, name, sc.model, upstream)
+        for name, key in stage_keys(self.stages, config, scope).items():
+            samples = config[name].samples
             drawn = self._drawn.get(key)
             if drawn is None:
                 drawn = self._drawn[key] = np.zeros(size, dtype=np.int64)
-            held[name] = int(np.minimum(drawn[rows], sc.samples).sum())
-            drawn[rows] = np.maximum(drawn[rows], sc.samples)
-            upstream = (*upstream, (name, sc.model, sc.samples))
+            held[name] = int(np.minimum(drawn[rows], samples).sum())
+            drawn[rows] = np.maximum(drawn[rows], samples)
         return held
 
 

@@ -329,8 +329,9 @@ class Context(BaseModel):
         True,
         description="Once a trial has run, every configuration its samples already answer "
         "(fewer samples on the last stage; live: on any stage whose aggregate stays the same) is "
-        "scored at no cost and archived as derived from it, see agenttts/derived.py. Off: the "
-        "paper's search exactly.",
+        "scored at no cost and archived as derived from it, see agenttts/derived.py; the insight "
+        "proposer then also samples progressively (a stage's samples grow a doubling at a time, "
+        "only while they can still help). Off: the paper's search exactly.",
         defines_search=True,
     )
     report_dir: str = setting(
@@ -383,6 +384,7 @@ class Context(BaseModel):
             prompts_dir=Path(self.prompts_dir).expanduser() if self.prompts_dir else None,
             agent=self.agent_endpoint(),
             hybrid=self.hybrid_agent,
+            progressive=self.free_evaluations,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,7 +4,10 @@ The proposer says which trials to run (`Proposer.initial_configs`; for the agent
 proposers, `insight.preferences.preference_configs`); they run as the init phase and are appended
 to the archive by this node alone, so they are checkpointed before the agent is asked anything
 (`init_preferences`): a hung or unreachable agent then loses no trial, and a resume does not
-re-run them. With racing on they race among themselves, per stage (`race_initial`).
+re-run them. With racing on they race among themselves, per stage (`race_initial`). A proposer
+that initialises progressively asks for more initial trials after each round
+(`Proposer.more_initial`); every round runs within this node, so the whole initial phase is one
+checkpointed step, as before.
 """
 
 from __future__ import annotations
@@ -40,33 +43,43 @@ def init_trials(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if planned is None:
         return update
 
-    archive = Archive.from_state(state)
-    screened = screen(task, [c for c, _ in planned], archive)
-    del screened.accepted[settings.max_trials or len(screened.accepted) :]  # a trial cap is a cap
-    why = {c.key(): r for c, r in planned}
-    if settings.racing is None:
-        results = registry.run_batch(task, screened.accepted, "train", earlier=archive.executed())
-    else:
-        results = race_initial(task, settings, state, screened.accepted)
-    trials = trials_from(
-        task,
-        results,
-        first_id=archive.next_id,
-        iteration=0,
-        proposer=settings.proposer,
-        phase="init",
-        rationales=[why[c.key()] for c in screened.accepted],
-    )
-    references = [racing.best_full_mate(task, r, results) for r in results]
-    trials = racing.with_estimates(task, trials, results, references)
-    update["archive"] = with_derived(
-        task, state.get("archive") or [], trials, enabled=settings.free_evaluations
-    )
+    before = list(state.get("archive") or [])
+    new: list[dict[str, Any]] = []
+    left = settings.max_trials
+    while planned and (left is None or left > 0):
+        archive = Archive.from_state({"archive": [*before, *new]})
+        screened = screen(task, [c for c, _ in planned], archive)
+        del screened.accepted[left if left is not None else len(screened.accepted) :]
+        if not screened.accepted:
+            break
+        why = {c.key(): r for c, r in planned}
+        if settings.racing is None:
+            results = registry.run_batch(
+                task, screened.accepted, "train", earlier=archive.executed()
+            )
+        else:
+            results = race_initial(task, settings, [*before, *new], screened.accepted)
+        trials = trials_from(
+            task,
+            results,
+            first_id=archive.next_id,
+            iteration=0,
+            proposer=settings.proposer,
+            phase="init",
+            rationales=[why[c.key()] for c in screened.accepted],
+        )
+        references = [racing.best_full_mate(task, r, results) for r in results]
+        trials = racing.with_estimates(task, trials, results, references)
+        new += with_derived(task, [*before, *new], trials, enabled=settings.free_evaluations)
+        if left is not None:
+            left -= len(trials)
+        planned = proposer.more_initial(task, Archive.from_state({"archive": [*before, *new]}))
+    update["archive"] = new
     return update
 
 
 def race_initial(
-    task: Task, settings: Context, state: State, configs: list[Config]
+    task: Task, settings: Context, archive: list[dict[str, Any]], configs: list[Config]
 ) -> list[TrialResult]:
     """The initial trials' race, among themselves: each compares one stage's choices with
     everything else equal, so trials are compared per stage (`racing.stage_apart`), never with
@@ -75,5 +88,4 @@ def race_initial(
     as the initial trials were without racing."""
     assert settings.racing is not None
     race = racing.plan(task, settings.racing, settings.seed)
-    archive = state.get("archive") or []
     return racing.race_to_end(task, race, archive, configs, groups=racing.stage_apart)

@@ -11,7 +11,9 @@ are dropped here, each with a recorded error. Bad answers never raise; an unreac
 also carries the insight proposer's fitted numbers, and the batch is repaired and topped up
 (`agenttts.proposers.hybrid`); off, this is the paper's agent exactly. Free evaluations
 (`agenttts.derived`) reach the proposal prompt as per-stage curves (`{curves}`: score by sample
-count per model), not as rows of the archive.
+count per model), not as rows of the archive; with the hybrid agent and progressive sampling on,
+the prompt also prices the insight proposer's candidates by what they would newly cost (`{costs}`,
+`archive_view.new_costs_text`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from agenttts.environment.task import Stage, Task
 from agenttts.errors import AgentError
 from agenttts.llm import AgentClient, AgentUsage, Message
 from agenttts.prompting import role_prompt
-from agenttts.proposers.archive_view import archive_text, curves_text, task_text
+from agenttts.proposers.archive_view import (
+    archive_text,
+    curves_text,
+    new_costs_text,
+    task_text,
+)
 from agenttts.proposers.base import (
     Guidelines,
     Preferences,
@@ -37,6 +44,7 @@ from agenttts.proposers.base import (
     ProposerSettings,
 )
 from agenttts.proposers.hybrid import complete_batch
+from agenttts.proposers.insight import InsightProposer
 from agenttts.proposers.insight.evidence import evidence_text
 from agenttts.proposers.insight.preferences import preference_configs
 
@@ -308,6 +316,10 @@ class AgentTTSProposer(Proposer):
     def propose(self, ctx: ProposalContext) -> Proposal:
         hybrid = self.settings.hybrid
         evidence = evidence_text(ctx.task, ctx.archive) if hybrid else ""
+        costs = ""
+        if hybrid and self.settings.progressive:  # the insight proposer's candidates, priced
+            helper = InsightProposer(replace(self.settings, agent=None))
+            costs = new_costs_text(ctx.task, ctx.archive, helper.propose(ctx).configs)
         proposal = ask_for_proposal(
             self.client,
             self._render(
@@ -316,6 +328,7 @@ class AgentTTSProposer(Proposer):
                 guidelines=ctx.guidelines or "(none)",
                 evidence=evidence,
                 curves=curves_text(ctx.archive),
+                costs=costs,
             ),
             ctx.batch_size,
             seed=derived_seed(self.settings.seed, ctx.iteration, "proposal", crc32=True),

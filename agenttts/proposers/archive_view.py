@@ -7,9 +7,13 @@ latest iteration's (including rejected proposals with their reasons), never the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from agenttts.archive import Archive, Trial
+from agenttts.derived import held_by
 from agenttts.environment.budget import M_UNIT, ND_UNIT, NP_UNIT
-from agenttts.environment.space import Config, max_samples_for, stage_options
+from agenttts.environment.emulated_cache import new_cost
+from agenttts.environment.space import Config, config_cost, max_samples_for, stage_options
 from agenttts.environment.task import Task
 
 
@@ -161,5 +165,25 @@ def curves_text(archive: Archive, *, max_curves: int = 8) -> str:
         )
         lines.append(
             f"- {c.stage} on {c.model} ({others or 'one stage'}): S {points}; peak S={c.peak}"
+        )
+    return "\n".join(lines)
+
+
+def new_costs_text(task: Task, archive: Archive, candidates: Sequence[Config]) -> str:
+    """What each candidate would newly cost given the samples the archive drew
+    (`emulated_cache.new_cost`, the insight proposer's tie-breaker too), beside its nominal
+    cost; "" without candidates."""
+    if not candidates:
+        return ""
+    held = held_by(task, archive)
+    lines = [
+        "What candidate configurations would newly cost per query: samples already drawn on the "
+        "same model after the same earlier stages are not paid again, and a configuration they "
+        "answer in full costs nothing and is scored free. Between equally promising "
+        "configurations, prefer the one that costs less new:"
+    ]
+    for c in candidates:
+        lines.append(
+            f"- {config_text(c)}: new {new_cost(task, held, c):.1f} of {config_cost(task, c):.1f}"
         )
     return "\n".join(lines)

@@ -31,6 +31,10 @@ class ProposerSettings:
     #: LLM proposers: repair, top up and inform the agent (`Context.hybrid_agent`, see
     #: `agenttts.proposers.hybrid`); False is the paper's agent exactly.
     hybrid: bool = True
+    #: Sampling grows only where it still helps (`InsightProposer`): initial lines double from a
+    #: small count, moves extend a stage's samples a doubling at a time; False is the paper's
+    #: search (with `free_evaluations` off, which it follows in a run's settings).
+    progressive: bool = True
 
     def endpoint(self) -> AgentEndpoint:
         """The agent an LLM proposer asks; InputError when these settings name none."""
@@ -102,6 +106,12 @@ class Proposer(ABC):
         """The trials to run before the search, each with why (the paper's initialisation by model
         preference, insight 1). None: no initial phase, and no `summarize_preferences` call."""
         return None
+
+    def more_initial(self, task: Task, archive: Archive) -> list[tuple[Config, str]]:
+        """After the initial trials (and after each round of these): more initial trials that
+        what they scored calls for, each with why ([]: the initial phase is complete). A
+        progressive initialisation draws its samples so, round by round."""
+        return []
 
     def summarize_preferences(self, ctx: ProposalContext) -> Preferences | None:
         """After the initial trials: which model each stage prefers. None when not used."""

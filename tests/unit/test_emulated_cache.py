@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
 
-from agenttts.environment.emulated_cache import EmulatedCache
+from agenttts.environment.emulated_cache import EmulatedCache, held_samples, new_cost
 from agenttts.environment.registry import make_executor, run_batch
 from agenttts.environment.space import Config
 from agenttts.environment.task import Task
@@ -88,3 +88,27 @@ def test_replays_charge_the_search_cost_of_new_samples_only(make, tmp_path):
     assert asyncio.run(in_turn()) == pytest.approx(
         [base.search_cost, later.search_cost, upstream.search_cost, 0.0]
     )
+
+
+@pytest.mark.parametrize("make", [_grid, _simulated], ids=["grid", "simulated"])
+def test_new_cost_is_what_a_replay_charges_the_next_trial(make, tmp_path):
+    """`new_cost` (what proposals are priced by) charges only the indexes not drawn before under
+    the same key: per item, exactly what the replay then charges."""
+    task = make(tmp_path)
+    first, second = task.stage_names
+    m1, m2 = task.stage(first).model_names[-1], task.stage(second).model_names[0]
+
+    def cfg(s1: int, s2: int) -> Config:
+        return Config.of({first: (m1, s1), second: (m2, s2)})
+
+    ran = run_batch(task, [cfg(1, 4)], "train")
+    held = held_samples(task, [cfg(1, 4)])
+    last_only = task.stage(second).cost(m2, 8) * 4 / 8
+    assert new_cost(task, held, cfg(1, 8)) == pytest.approx(last_only)
+    assert new_cost(task, held, cfg(1, 3)) == 0.0
+    assert new_cost(task, held, cfg(2, 4)) == pytest.approx(
+        task.stage(first).cost(m1, 2) / 2 + task.stage(second).cost(m2, 4)
+    )
+    for c in (cfg(1, 8), cfg(2, 4), cfg(2, 8)):
+        [r] = run_batch(task, [c], "train", earlier=ran)
+        assert r.search_cost == pytest.approx(new_cost(task, held, c) * r.items_evaluated)

@@ -164,3 +164,18 @@ def test_ablation_removes_insight_block_from_the_agent_prompt(tmp_path):
     system, user = (m["content"] for m in srv.requests[0]["messages"])
     assert system == "EDITED SYSTEM"
     assert "Insight 3" not in user and "Insight 2" in user
+
+
+def test_the_hybrid_prompt_states_what_each_candidate_would_newly_cost():
+    with CannedServer([Reply(fixture_text("over_budget.json"))] * 2) as srv:
+        ep = Context().agent_endpoint(base_url=srv.url, model="canned", max_parse_retries=1)
+        AgentTTSProposer(ProposerSettings(seed=3, agent=ep)).propose(ctx())  # hybrid, progressive
+        proposer(srv.url).propose(ctx())  # the paper's agent: no such block
+    hybrid, paper = (r["messages"][1]["content"] for r in srv.requests)
+    assert "would newly cost" in hybrid and "would newly cost" not in paper
+    priced = [line for line in hybrid.splitlines() if line.startswith("- ") and " new " in line]
+    assert priced
+    news = [tuple(map(float, x.split(" new ")[1].split(" of "))) for x in priced]
+    assert all(new <= nominal for new, nominal in news)
+    # retrieval=big x1 is drawn already: a candidate after it pays for its QA samples alone
+    assert any(new < nominal for new, nominal in news)

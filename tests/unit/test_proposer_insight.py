@@ -21,7 +21,12 @@ from agenttts.proposers import make_proposer
 from agenttts.proposers.base import ProposalContext, ProposerSettings
 from agenttts.proposers.insight import InsightProposer
 from agenttts.proposers.insight.moves import model_probes
-from agenttts.proposers.insight.preferences import preference_configs, preferred_models
+from agenttts.proposers.insight.preferences import (
+    initial_lines,
+    preference_configs,
+    preferred_models,
+    progressive_configs,
+)
 from agenttts.proposers.screening import screen
 
 TASK = parse_task(
@@ -116,8 +121,11 @@ OPTIMUM = max(iter_feasible(TASK), key=score)
 
 
 def test_registered_and_uses_the_preference_init():
-    p = make_proposer("insight", ProposerSettings())
+    p = make_proposer("insight", ProposerSettings(progressive=False))
     assert isinstance(p, InsightProposer) and p.initial_configs(TASK) == preference_configs(TASK)
+    assert p.more_initial(TASK, Archive([])) == []  # the paper's: one round
+    progressive = make_proposer("insight", ProposerSettings())
+    assert progressive.initial_configs(TASK) == progressive_configs(TASK, Archive([]))
 
 
 def test_preference_is_insight_one():
@@ -275,3 +283,30 @@ def test_the_agents_evidence_needs_no_price_where_samples_cost_nothing():
     ]  # fmt: skip
     text = evidence_text(free, Archive(trials))
     assert "qa" in text and "marginal gain" not in text
+
+
+def test_progressive_init_stops_a_line_once_its_curve_peaked():
+    """Each initial line doubles from a small count towards the paper's (never beyond); a line
+    whose last doubling gained nothing is not extended to the paper's count, one still rising
+    is."""
+
+    def qa_small(rising: bool) -> Callable[[Config], float]:
+        def value(c: Config) -> float:
+            q = c["qa"]
+            if q.model != "q-small":
+                return score(c)
+            at2 = score(c.with_stage("qa", "q-small", 2))
+            return round(at2 + (0.02 if rising else -0.02) * math.log2(q.samples / 2), 6)
+
+        return value
+
+    paper = {(s, m): c[s].samples for s, m, c in initial_lines(TASK)}
+    for rising in (False, True):
+        archive: list[Trial] = []
+        planned = progressive_configs(TASK, Archive(archive))
+        while planned:
+            execute([c for c, _ in planned], 0, "init", archive, qa_small(rising))
+            planned = progressive_configs(TASK, Archive(archive))
+        drawn = max(t.config["qa"].samples for t in archive if t.config["qa"].model == "q-small")
+        assert drawn < paper["qa", "q-small"] if not rising else drawn == paper["qa", "q-small"]
+        assert all(t.config["qa"].samples <= paper["qa", t.config["qa"].model] for t in archive)

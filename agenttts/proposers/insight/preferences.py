@@ -2,19 +2,33 @@
 
 `preference_configs` and `init_scores` are two halves of one design: the scores are read back from
 exactly the trials the configurations describe (other stages on their largest model at S=1).
+`progressive_configs` draws the same lines progressively (see `InsightProposer`): every model of a
+stage starts at an eighth of its share's count and doubles, round by round, while it can still win.
 """
 
 from __future__ import annotations
 
 from agenttts.archive import Archive
+from agenttts.derived import held_by
+from agenttts.environment.emulated_cache import held_samples, new_cost
 from agenttts.environment.space import (
     BUDGET_TOLERANCE,
     Config,
+    fewest_samples,
     largest_single_sample_config,
     max_samples_for,
+    snap_samples,
     stage_costs,
 )
 from agenttts.environment.task import Stage, Task
+
+#: Doublings from a progressive line's first count up to the paper's (its share's count): the
+#: first round draws at least an eighth of it.
+DOUBLINGS = 3
+#: A line is drawn progressively only where its samples are worth saving: at the paper's count
+#: its stage costs at least this share of the budget (cheaper lines are drawn at once: a round
+#: more costs a trial and saves next to nothing).
+MATERIAL_SHARE = 0.25
 
 
 def preference_configs(task: Task) -> list[tuple[Config, str]]:
@@ -27,8 +41,22 @@ def preference_configs(task: Task) -> list[tuple[Config, str]]:
     when the total allows it.
     """
     shares = task.budget_shares()
+    return [
+        (
+            config,
+            f"initialisation by model preference: stage {stage} with {model} at "
+            f"{config[stage].samples} samples ({shares[stage]:.0%} of the budget), other stages "
+            "at their largest model with one sample",
+        )
+        for stage, model, config in initial_lines(task)
+    ]
+
+
+def initial_lines(task: Task) -> list[tuple[str, str, Config]]:
+    """(stage, model, configuration) of each initial trial of `preference_configs`."""
+    shares = task.budget_shares()
     base = largest_single_sample_config(task)
-    out: list[tuple[Config, str]] = []
+    out: list[tuple[str, str, Config]] = []
     for stage in task.stages:
         others = sum(c for name, c in stage_costs(task, base).items() if name != stage.name)
         allowance = min(shares[stage.name] * task.budget, task.budget - others)
@@ -38,16 +66,136 @@ def preference_configs(task: Task) -> list[tuple[Config, str]]:
                 samples = 1  # over its share even alone, yet within the budget: try it once
             if samples < 1:
                 continue
-            config = base.with_stage(stage.name, model, samples)
+            out.append((stage.name, model, base.with_stage(stage.name, model, samples)))
+    return out
+
+
+def progressive_configs(task: Task, archive: Archive) -> list[tuple[Config, str]]:
+    """The next round of the progressive initialisation ([] once it is complete), cheapest
+    evidence first (`by_new_cost`).
+
+    The lines are the paper's (`initial_lines`: one stage's model varied, the others on their
+    largest model with one sample), each capped at the paper's count. The first round runs every
+    line at its first count (`first_count`); each later round doubles the lines still worth it
+    (`extends`), paying only the new sample indexes."""
+    lines = initial_lines(task)
+    out: list[tuple[Config, str]] = []
+    if not archive.scored().in_phase("init"):
+        for stage, model, top in lines:
+            first = first_count(task, stage, top)
+            config = top.with_stage(stage, model, first)
+            if any(c == config for c, _ in out):
+                continue  # the base configuration starts every stage's largest-model line
             out.append(
                 (
                     config,
-                    f"initialisation by model preference: stage {stage.name} with {model} at "
-                    f"{samples} samples ({shares[stage.name]:.0%} of the budget), other stages at "
-                    "their largest model with one sample",
+                    f"progressive initialisation: stage {stage} with {model} at {first} samples "
+                    f"(doubling towards {top[stage].samples} while it can still win), other "
+                    "stages at their largest model with one sample",
                 )
             )
+    else:
+        for stage, model, top in lines:
+            nxt = extends(task, archive, stage, model, top)
+            if nxt is not None:
+                why = f"progressive initialisation: stage {stage} with {model}, S doubled to {nxt}"
+                out.append((top.with_stage(stage, model, nxt), why))
+    return by_new_cost(task, archive, out)
+
+
+def first_count(task: Task, stage: str, top: Config) -> int:
+    """Where a line starts: the fewest samples, halving from the paper's count (`top`) at most
+    `DOUBLINGS` times, at which a doubling costs no more in what it draws again (the prompt's
+    share, a downstream stage whose input changed: `new_cost`) than in the new samples
+    themselves. Below that, doubling would cost more than drawing the paper's count at once;
+    a line whose stage costs less than `MATERIAL_SHARE` of the budget starts at the paper's."""
+    st, model, most = task.stage(stage), top[stage].model, top[stage].samples
+    first = most
+    if st.cost(model, most) < MATERIAL_SHARE * task.budget:
+        return first
+    for j in range(1, DOUBLINGS + 1):
+        s = snap_samples(st, most / 2**j, "down")
+        twice = snap_samples(st, 2 * s, "up")
+        if s < fewest_samples(st, model) or twice <= s or s >= first:
+            break
+        step = new_cost(
+            task,
+            held_samples(task, [top.with_stage(stage, model, s)]),
+            top.with_stage(stage, model, twice),
+        )
+        if step > 2 * (st.cost(model, twice) - st.cost(model, s)):
+            break
+        first = s
+    return first
+
+
+def by_new_cost(
+    task: Task, archive: Archive, planned: list[tuple[Config, str]]
+) -> list[tuple[Config, str]]:
+    """`planned` reordered so that each next one brings the most scored configurations per unit
+    of new cost (`new_cost`, given the archive and the ones before it): a trial whose last stage
+    draws S samples answers S configurations (free evaluations), any other one. Initial trials
+    are equally promising, so the cheaper evidence comes first."""
+    held = held_by(task, archive)
+    last = task.stages[-1]
+    # what the archive holds in full comes back as free evaluations: not run
+    left = [p for p in planned if new_cost(task, held, p[0]) > 0]
+    out: list[tuple[Config, str]] = []
+    while left:
+
+        def price(item: tuple[Config, str]) -> float:
+            c = item[0]
+            answers = c[last.name].samples if last.model(c[last.name].model).kind == "llm" else 1
+            return new_cost(task, held, c) / answers
+
+        pick = min(left, key=price)
+        left.remove(pick)
+        out.append(pick)
+        for key, s in held_samples(task, [pick[0]]).items():
+            held[key] = max(held.get(key, 0), s)
+        left = [p for p in left if new_cost(task, held, p[0]) > 0]
     return out
+
+
+def extends(task: Task, archive: Archive, stage: str, model: str, top: Config) -> int | None:
+    """The count to extend one initial line to next, or None: it reached the paper's count
+    (`top`), its curve peaked (the last doubling gained nothing: insight 2's single peak), or it
+    cannot win (another model of the stage already scores more, at no more cost, than this one
+    could reach by doubling again: a concave curve in log S gains at most what its last doubling
+    gained, plus one item's worth for noise)."""
+    st = task.stage(stage)
+    line = archive.scores_along(top.with_stage(stage, model, top[stage].samples), stage)
+    drawn = [
+        t.config[stage].samples
+        for t in archive.executed().scored().in_phase("init")
+        if t.config[stage].model == model and _on_line(task, t.config, top, stage)
+    ]
+    if not drawn or not line:
+        return None  # never ran (screened out, or failed): nothing to extend
+    s_top = max(drawn)
+    if s_top >= top[stage].samples:
+        return None
+    half = [v for s, v in line.items() if s <= s_top // 2]
+    if half and max(v for s, v in line.items() if s_top // 2 < s <= s_top) <= max(half):
+        return None  # the last doubling gained nothing: peaked
+    nxt = min(top[stage].samples, snap_samples(st, 2 * s_top, "up"))
+    below = [s for s in line if s <= s_top // 2]
+    if below:
+        gain = max(0.0, line[s_top] - line[max(below)])
+        bound = line[s_top] + gain + clear_margin(task)
+        cost = st.cost(model, nxt)
+        for other in st.model_names:
+            if other == model:
+                continue
+            other_line = top.with_stage(stage, other, fewest_samples(st, other))
+            seen = archive.scores_along(other_line, stage)
+            if any(v > bound and st.cost(other, s) <= cost for s, v in seen.items()):
+                return None
+    return nxt
+
+
+def _on_line(task: Task, config: Config, top: Config, stage: str) -> bool:
+    return all(config[o] == top[o] for o in task.stage_names if o != stage)
 
 
 def clear_margin(task: Task) -> float:
