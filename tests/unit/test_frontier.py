@@ -11,7 +11,7 @@ import pytest
 from agenttts.archive import Archive, Trial
 from agenttts.environment.space import Config
 from agenttts.environment.task_loading import load_task
-from agenttts.frontier import BudgetRun, budgets_of, initial_plan, label, next_target
+from agenttts.frontier import BudgetRun, budgets_of, initial_plan, label, next_target, rotation
 from agenttts.graph.runner import run_search
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
@@ -59,9 +59,11 @@ def test_budgets_rotate_among_the_open_ones_and_each_plans_its_own_initial_trial
     assert budgets_of(task) == [task.budget]
     assert budgets_of(task, [500, 100, 500]) == [100.0, 500.0]
     runs = {100.0: BudgetRun(), 250.0: BudgetRun(stop="done"), 500.0: BudgetRun()}
-    assert next_target(BUDGETS, None, runs) == 500.0  # the widest first
-    assert next_target(BUDGETS, 500.0, runs) == 100.0  # 250 stopped
+    assert rotation(BUDGETS) == [250.0, 100.0, 500.0]  # descending, the widest last
+    assert next_target(BUDGETS, None, {}) == 250.0
+    assert next_target(BUDGETS, None, runs) == 100.0  # 250 stopped
     assert next_target(BUDGETS, 100.0, runs) == 500.0
+    assert next_target(BUDGETS, 500.0, runs) == 100.0
     assert next_target(BUDGETS, 100.0, dict.fromkeys(BUDGETS, BudgetRun(stop="x"))) is None
 
     def initial(t):  # one configuration per budget, the cheapest one shared
@@ -129,11 +131,11 @@ def test_each_budget_gets_its_iterations_in_rotation_then_the_search_stops(grid)
     settings = {"proposer": "random", "budgets": BUDGETS, "batch_size": 2, "max_iterations": 2}
     out = run_search(task_file, "turns", folder / "runs.sqlite", settings)
     v = out.values
-    assert v["iteration"] == 6 and v["budget"] == 100.0  # 500, 250, 100, 500, 250, 100
+    assert v["iteration"] == 6 and v["budget"] == 500.0  # 250, 100, 500, 250, 100, 500
     assert v["stop_reason"] == "every budget stopped: " + "; ".join(
         f"{label(b)}: maximum iterations reached (2 targeting it)" for b in BUDGETS
     )
     archive = Archive.from_state(v)
-    turns = sorted(BUDGETS, reverse=True) * 2
+    turns = rotation(BUDGETS) * 2
     for k, b in enumerate(turns, start=1):  # each batch fits the budget it targeted
         assert all(t.nominal_cost <= b for t in archive.in_iteration(k).executed())
