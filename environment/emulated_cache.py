@@ -71,6 +71,16 @@ def new_cost(task: Task, held: Mapping[Key, int], config: Config) -> float:
     return total
 
 
+def draws_new(task: Task, held: Mapping[Key, int], config: Config) -> bool:
+    """Whether `config` would draw any sample not held: what decides that a configuration comes
+    back as a free evaluation. Not `new_cost > 0`: a stage can cost nothing in the budget unit
+    (a model far below 3B on short prompts, a floored `stage_budget`) and still have to run."""
+    return any(
+        config[name].samples > held.get(key, 0)
+        for name, key in stage_keys(task.stage_names, config).items()
+    )
+
+
 class EmulatedCache:
     """Samples drawn so far, per key (see the module) and item."""
 

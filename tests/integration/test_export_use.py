@@ -332,7 +332,9 @@ def test_export_writes_a_threads_best_and_checks_the_budget(tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", "g", "--db", db, "--json"]) == 0
     state = json.loads(capsys.readouterr().out)
-    best = max((t for t in state["archive"] if t["status"] == "ok"), key=lambda t: t["score"])
+    ok = [t for t in state["archive"] if t["status"] == "ok"]
+    # the thread's best: the top score, ties to the cheaper configuration, then the earlier trial
+    best = min(ok, key=lambda t: (-t["score"], t["nominal_cost"], t["trial_id"]))
 
     assert (
         main(["export", "g", "--db", db, "--budget", "1000", "--out", str(tmp_path / "b.yaml")])

@@ -13,7 +13,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "graph"))
 from grid_task import write_grid_task
 
-from agenttts.environment.emulated_cache import EmulatedCache, held_samples, new_cost
+from agenttts.environment.emulated_cache import (
+    EmulatedCache,
+    draws_new,
+    held_samples,
+    new_cost,
+)
 from agenttts.environment.registry import make_executor, run_batch
 from agenttts.environment.space import Config
 from agenttts.environment.task import Task
@@ -112,3 +117,35 @@ def test_new_cost_is_what_a_replay_charges_the_next_trial(make, tmp_path):
     for c in (cfg(1, 8), cfg(2, 4), cfg(2, 8)):
         [r] = run_batch(task, [c], "train", earlier=ran)
         assert r.search_cost == pytest.approx(new_cost(task, held, c) * r.items_evaluated)
+
+
+def test_a_configuration_that_costs_nothing_still_has_samples_to_draw(tmp_path):
+    """Tiny models on short prompts cost 0 budget units (the floored unit), yet their samples must
+    be drawn: `draws_new`, not a positive `new_cost`, decides what is free (the last CI run's
+    search on such a task proposed nothing at all)."""
+    from agenttts.archive import Archive
+    from agenttts.proposers.insight.preferences import progressive_configs
+
+    task = _grid(tmp_path)
+    tiny = task.model_copy(
+        update={
+            "stages": [
+                s.model_copy(
+                    update={
+                        "models": [m.model_copy(update={"params": 1e8}) for m in s.models],
+                        "prompt_tokens": 8,
+                        "gen_tokens": 4,
+                    }
+                )
+                for s in task.stages
+            ]
+        }
+    )
+    first, second = tiny.stage_names
+    m1, m2 = tiny.stage(first).model_names[0], tiny.stage(second).model_names[0]
+    config = Config.of({first: (m1, 1), second: (m2, 4)})
+    assert new_cost(tiny, {}, config) == 0.0 and draws_new(tiny, {}, config)
+    held = held_samples(tiny, [config])
+    assert not draws_new(tiny, held, Config.of({first: (m1, 1), second: (m2, 3)}))
+    assert draws_new(tiny, held, Config.of({first: (m1, 1), second: (m2, 5)}))
+    assert len(progressive_configs(tiny, Archive([]))) >= 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from agenttts.archive import Archive
 from agenttts.derived import held_by
-from agenttts.environment.emulated_cache import held_samples, new_cost
+from agenttts.environment.emulated_cache import draws_new, held_samples, new_cost
 from agenttts.environment.space import (
     BUDGET_TOLERANCE,
     Config,
@@ -139,7 +139,7 @@ def by_new_cost(
     held = held_by(task, archive)
     last = task.stages[-1]
     # what the archive holds in full comes back as free evaluations: not run
-    left = [p for p in planned if new_cost(task, held, p[0]) > 0]
+    left = [p for p in planned if draws_new(task, held, p[0])]
     out: list[tuple[Config, str]] = []
     while left:
 
@@ -153,7 +153,7 @@ def by_new_cost(
         out.append(pick)
         for key, s in held_samples(task, [pick[0]]).items():
             held[key] = max(held.get(key, 0), s)
-        left = [p for p in left if new_cost(task, held, p[0]) > 0]
+        left = [p for p in left if draws_new(task, held, p[0])]
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agenttts.archive import Archive
 from agenttts.derived import held_by
-from agenttts.environment.emulated_cache import held_samples, new_cost
+from agenttts.environment.emulated_cache import draws_new, held_samples
 from agenttts.environment.space import Config, config_cost, config_problems, seeded_rng
 from agenttts.environment.task import Task
 from agenttts.proposers.base import (
@@ -154,7 +154,7 @@ class InsightProposer(Proposer):
         def take(cfg: Config, why: str) -> None:
             if len(picked) >= ctx.batch_size or cfg.key() in seen or config_problems(task, cfg):
                 return
-            if cost_aware and new_cost(task, held, cfg) <= 0:
+            if cost_aware and not draws_new(task, held, cfg):
                 return  # the batch before it holds its samples: a free evaluation once it ran
             seen.add(cfg.key())
             picked.append(cfg)
