@@ -4,9 +4,10 @@ A question is the model behind the agent's served name (what its `/models` entry
 sample cache keys pipeline models: `cache.model_identity`), the exact messages and the request's
 parameters (temperature, token cap, seed, response format). A seeded agent asked the same question
 gives the same answer, so replaying a stored one changes nothing the search decides, and costs no
-call, no time and no search cost: a second `agenttts demo` replays every answer of the first. The
-answers live in a `SampleCache` file of their own (`agent_cache`), as sample 0 of their question,
-a thinking model's thinking kept before the answer in a `<think>` block.
+call, no time and no search cost: a second search whose archive comes out the same (the same
+samples, the same free evaluations) replays every answer of the first. The answers live in a
+`SampleCache` file of their own (`agent_cache`), as sample 0 of their question, a thinking
+model's thinking kept before the answer in a `<think>` block.
 """
 
 from __future__ import annotations
