@@ -53,9 +53,14 @@ def held_samples(task: Task, drawn: Iterable[Config]) -> dict[Key, int]:
     """Per key, the most samples the configurations in `drawn` drew (on every item)."""
     held: dict[Key, int] = {}
     for config in drawn:
-        for name, key in stage_keys(task.stage_names, config).items():
-            held[key] = max(held.get(key, 0), config[name].samples)
+        hold(task, held, config)
     return held
+
+
+def hold(task: Task, held: dict[Key, int], config: Config) -> None:
+    """Add `config`'s samples to `held` (`held_samples`): the batch planned so far holds them."""
+    for name, key in stage_keys(task.stage_names, config).items():
+        held[key] = max(held.get(key, 0), config[name].samples)
 
 
 def new_cost(task: Task, held: Mapping[Key, int], config: Config) -> float:

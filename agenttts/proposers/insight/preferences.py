@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from agenttts.archive import Archive
 from agenttts.derived import held_by
-from agenttts.environment.emulated_cache import draws_new, held_samples, new_cost
+from agenttts.environment.emulated_cache import draws_new, held_samples, hold, new_cost
 from agenttts.environment.space import (
     BUDGET_TOLERANCE,
     Config,
@@ -151,8 +151,7 @@ def by_new_cost(
         pick = min(left, key=price)
         left.remove(pick)
         out.append(pick)
-        for key, s in held_samples(task, [pick[0]]).items():
-            held[key] = max(held.get(key, 0), s)
+        hold(task, held, pick[0])
         left = [p for p in left if draws_new(task, held, p[0])]
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agenttts.archive import Archive
 from agenttts.derived import held_by
-from agenttts.environment.emulated_cache import draws_new, held_samples
+from agenttts.environment.emulated_cache import draws_new, hold
 from agenttts.environment.space import Config, config_cost, config_problems, seeded_rng
 from agenttts.environment.task import Task
 from agenttts.proposers.base import (
@@ -160,8 +160,7 @@ class InsightProposer(Proposer):
             picked.append(cfg)
             reasons.append(why)
             if cost_aware:
-                for key, s in held_samples(task, [cfg]).items():
-                    held[key] = max(held.get(key, 0), s)
+                hold(task, held, cfg)
 
         starts = start_configs(task, model_options(task, trials, prefs))
         centers = top_centers(task, trials, rng) or starts
