@@ -11,15 +11,18 @@ count). Which configurations (`Executor.held_reductions`), each checked by runni
   any trial). Run against the archive's emulated cache (`environment/emulated_cache.py`), they
   cost nothing, or are not derived.
 - the live executors: fewer samples on any stage, run cache-only (`Executor.held_only`, zero
-  endpoint calls). An earlier stage whose aggregate is unchanged feeds later stages the same
-  prompts, all cache hits; one whose aggregate changes misses and fails, and is not derived. The
-  derived configurations' own reductions are tried in turn, so a free earlier-stage reduction
-  also yields its last-stage reductions.
+  endpoint calls) on the prompts the source trials sent alone (`Executor.run_held`), not on
+  whatever the shared cache holds. An earlier stage whose aggregate is unchanged feeds later
+  stages the same prompts, all held; one whose aggregate changes asks for prompts the sources
+  never sent and fails, and is not derived, even where another search on the machine drew them.
+  The derived configurations' own reductions are tried in turn, so a free earlier-stage
+  reduction also yields its last-stage reductions.
 
 Only full-split trials are sources (a racing trial dropped after a share of the items drew samples
 for those items only), and only configurations not evaluated before are tried. The result is a
-function of the archive (and, live, of the cache), so a node re-run after a kill derives the same:
-a resumed search neither loses nor repeats free evaluations. The setting `free_evaluations` (on by
+function of the archive alone, so a node re-run after a kill derives the same (a resumed search
+neither loses nor repeats free evaluations), and a search repeated on a warm cache scores the same
+configurations for free, and so proposes the same ones. The setting `free_evaluations` (on by
 default) turns this off, to reproduce the paper's search exactly.
 """
 
@@ -102,6 +105,7 @@ def derive(
                 "train",
                 items=items,
                 earlier=earlier,
+                held_by=list(dict.fromkeys(source.config for source, _ in group)),
                 **kind.held_only,
             )
             for (source, config), r in zip(group, results, strict=True):

@@ -316,6 +316,20 @@ class Executor(ABC):
             r.search_cost = trial_search_cost(self.task, r)
         return out
 
+    async def run_held(
+        self,
+        configs: Sequence[Config],
+        split: Split,
+        items: Sequence[int] | None,
+        *,
+        sources: Sequence[Config],
+    ) -> list[TrialResult]:
+        """`run` under `held_only`, answered from what the runs of `sources` (trials of this
+        search) drew: free evaluations (`agenttts.derived`) are a function of the search's own
+        trials. Here, a replay: its emulated cache, told the search's trials (`ReplaysCache`),
+        already charges every sample they did not draw, and the caller keeps what cost nothing."""
+        return await self.run(configs, split, items)
+
     def _check_items(self, split: Split, items: Sequence[int] | None) -> tuple[int, ...] | None:
         if items is None:
             return None

@@ -47,12 +47,15 @@ def run_batch(
     *,
     items: Sequence[int] | None = None,
     earlier: Sequence[TrialResult] = (),
+    held_by: Sequence[Config] | None = None,
     **overrides: Any,
 ) -> list[TrialResult]:
     """Run a batch from sync code: a fresh executor in its own event loop, closed whatever happens.
 
     `items`: the split's item positions to evaluate (None: all; see `Executor.run`). `earlier`:
     the trials the search already ran, which a `ReplaysCache` executor counts as its cache.
+    `held_by`: answer from what these configurations' runs drew alone (`Executor.run_held`; give
+    the executor's `held_only` settings as overrides).
     (Nodes are sync: LangGraph runs them in threads, where no event loop is running.)
     """
     from agenttts.environment.executor import ReplaysCache
@@ -67,6 +70,8 @@ def run_batch(
         async with make_executor(task, **overrides) as executor:
             if earlier and isinstance(executor, ReplaysCache):
                 executor.remember(earlier)
+            if held_by is not None:
+                return await executor.run_held(configs, split, items, sources=held_by)
             return await executor.run(configs, split, items)
 
     return asyncio.run(go())

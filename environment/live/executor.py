@@ -213,6 +213,24 @@ class PipelineExecutor(PerConfigExecutor):
         for prompts never drawn, and the cache-only run fails (nothing is derived from it)."""
         return [c for stage in task.stages for c in fewer_samples(task, config, stage.name)]
 
+    async def run_held(
+        self,
+        configs: Sequence[Config],
+        split: Split,
+        items: Sequence[int] | None,
+        *,
+        sources: Sequence[Config],
+    ) -> list[TrialResult]:
+        """The sources first, from the cache, to learn which prompts they sent; then `configs`
+        on those prompts' samples alone. The cache is shared by every search on the machine: a
+        prompt another search drew must not make a configuration free here, or the same search
+        would score other configurations for free, and propose others, on a warm cache."""
+        if not self.live.cache_only:
+            raise RuntimeError("run_held answers from the cache: make the executor `held_only`")
+        await self.run(sources, split, items)
+        self.sampler.only_from(self.sampler.sent)
+        return await self.run(configs, split, items)
+
     # --- checks ----------------------------------------------------------------------------------
     @classmethod
     def check_task(cls, task: Task) -> list[Problem]:

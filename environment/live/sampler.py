@@ -4,7 +4,8 @@ The one implementation behind every live pipeline (a user's Python function, a L
 through the stage chat models, a declared chain): sample i of a prompt is cache index i, so S
 samples are indexes 0..S-1, a trial with more samples asks only for the missing ones (with `n`
 where the endpoint honours it, in chunks of `max_n`), and a re-run makes no call. `cache_only`
-replays a finished search with zero calls and names the first missing sample.
+replays a finished search with zero calls and names the first missing sample; `only_from` narrows
+such a replay to the prompts some other trials sent (`sent`), as free evaluations need.
 
 Endpoints are shared by every trial of an executor (`client.Endpoints`: one client per served
 model over its replicas, with the deployment's concurrency limit and the retry policy) and checked
@@ -79,6 +80,9 @@ class Sampler:
         )
         self._cache_path = Path(settings.cache).expanduser()
         self._cache: SampleCache | None = None
+        #: every prompt drawn so far (its cache key) with the most samples drawn of it
+        self.sent: dict[str, int] = {}
+        self._only: Mapping[str, int] | None = None
 
     @property
     def cache(self) -> SampleCache:
@@ -104,6 +108,12 @@ class Sampler:
                 await self.client(choice).identify()
 
     # --- drawing ---------------------------------------------------------------------------------
+    def only_from(self, sent: Mapping[str, int]) -> None:
+        """From now on a cache-only draw may use these prompts' samples alone (`sent` of a
+        sampler that ran other trials): what the shared cache holds beyond them, another
+        search's samples, is missing."""
+        self._only = dict(sent)
+
     async def draw(
         self,
         stage: str,
@@ -123,11 +133,14 @@ class Sampler:
         calls = drawn = 0
         if replay:
             missing = self.cache.missing(key, count)
+            if self._only is not None and not missing and self._only.get(key, 0) < count:
+                missing = [self._only.get(key, 0)]
             if missing:
                 question = str(messages[-1]["content"]).replace("\n", " ")[:80]
                 raise TrialError(
                     f"cache-only: sample {missing[0]} (of {count}) of model {model!r} at stage "
-                    f"{stage!r} is not cached (prompt {key[:12]}: {question!r}...)"
+                    f"{stage!r} is not {'held' if self._only is not None else 'cached'} "
+                    f"(prompt {key[:12]}: {question!r}...)"
                 )
         else:
             # each missing sample drawn once, across this process's trials and other processes
@@ -145,6 +158,7 @@ class Sampler:
                 f"model {model!r}: only {len(have)} of {count} samples could be stored"
             )
         prompt_tokens = self.cache.prompt_tokens(key) or 0
+        self.sent[key] = max(self.sent.get(key, 0), count)
         tally.queries += 1
         tally.prompt_tokens += prompt_tokens
         tally.samples += count

@@ -1,7 +1,8 @@
 """Free evaluations on a live pipeline, over the canned OpenAI-compatible test server: a two-stage
 chain (passage selection voted over ids -> QA voted over answers) whose trial drew S samples per
 stage scores the smaller configurations its samples answer with zero endpoint calls, and an
-earlier-stage reduction that changes the selection is not scored for free."""
+earlier-stage reduction that changes the selection is not scored for free, even where another
+search left the prompts it needs in the shared cache."""
 
 from __future__ import annotations
 
@@ -87,6 +88,18 @@ def cfg(select: int, qa: int) -> Config:
     return Config.of({"select": ("m", select), "qa": ("m", qa)})
 
 
+#: What a trial at (4, 4) answers: the last stage's smaller counts; the selection at S=3 (the
+#: same vote as at 4: the QA prompts are the ones it sent) and its own smaller QA counts.
+FREE_FROM_4_4 = {cfg(4, 1), cfg(4, 2), cfg(4, 3), cfg(3, 1), cfg(3, 2), cfg(3, 3), cfg(3, 4)}
+
+
+def derived_from(task: Task, ran: Any) -> set[Config]:
+    trial = Trial.from_result(ran, task, trial_id=0, iteration=1, proposer="p").dump()
+    return {
+        t.config for t in Archive.from_state({"archive": with_derived(task, [], [trial])}).derived()
+    }
+
+
 def test_a_live_trial_scores_what_its_cached_samples_answer_with_no_call(tmp_path):
     with StubServer(reply, models=("m",)) as stub:
         task = chain_task(tmp_path / "t", stub.url)
@@ -98,10 +111,7 @@ def test_a_live_trial_scores_what_its_cached_samples_answer_with_no_call(tmp_pat
         assert len(stub.requests) == calls  # every free evaluation came from the cache
 
         derived = {t.config: t for t in archive.derived()}
-        # the last stage's smaller counts; the selection at S=3 (same vote as at 4: the QA
-        # prompts are cache hits) and its own smaller QA counts
-        assert set(derived) == {cfg(4, 1), cfg(4, 2), cfg(4, 3), cfg(3, 1), cfg(3, 2), cfg(3, 3),
-                                cfg(3, 4)}  # fmt: skip
+        assert set(derived) == FREE_FROM_4_4
         # the selection at S=1 or 2 votes for another passage: QA prompts never drawn, not free
         assert not {cfg(1, 4), cfg(2, 4), cfg(2, 2)} & set(derived)
         assert all(t.search_cost == 0.0 and t.calls == 0 for t in derived.values())
@@ -115,3 +125,17 @@ def test_a_live_trial_scores_what_its_cached_samples_answer_with_no_call(tmp_pat
         assert all(r.calls > 0 for r in alone)
         assert [r.metrics for r in alone] == [derived[cfg(4, 2)].metrics, {"em": 1.0}]
         assert derived[cfg(4, 3)].metrics == {"em": 1.0} and derived[cfg(4, 1)].score == 0.5
+
+
+def test_samples_another_search_left_in_the_cache_make_nothing_free(tmp_path):
+    """The cache is shared by every search on the machine. Another search's trial at (2, 4) drew
+    the QA prompts that the selection at S=1 or 2 leads to; a search whose archive holds only
+    (4, 4) still scores only what (4, 4)'s own prompts answer, as on a cold cache, so a search
+    repeated on a warm cache proposes what it proposed the first time."""
+    with StubServer(reply, models=("m",)) as stub:
+        task = chain_task(tmp_path / "t", stub.url)
+        [ran] = run_batch(task, [cfg(4, 4)], "train")
+        [other] = run_batch(task, [cfg(2, 4)], "train")  # the QA prompts of another selection
+        assert other.stages["qa"].calls > 0
+        assert other.ok and ran.ok, (other.error, ran.error)
+        assert derived_from(task, ran) == FREE_FROM_4_4
