@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,7 +36,8 @@ def forwarder(port: int, target: str) -> Iterator[None]:
     listener = socket.create_server(("127.0.0.1", port))
 
     def pipe(src: socket.socket, dst: socket.socket) -> None:
-        with src, dst:
+        # the first direction to end closes both sockets: the other's next call fails, its end
+        with suppress(OSError), src, dst:
             while data := src.recv(65536):
                 dst.sendall(data)
 
